@@ -1,0 +1,175 @@
+//! The plugin configuration: Envoy's `configuration` block, or Istio's `WasmPlugin.pluginConfig`.
+//!
+//! ```yaml
+//! pluginConfig:
+//!   rootNamespace: istio-system        # default
+//!   trustDomain: cluster.local         # default
+//!   workload:                          # default: Envoy's node metadata NAMESPACE and LABELS
+//!     namespace: api
+//!     labels: {app: backend}
+//!   policies:                          # AuthorizationPolicy and RequestAuthentication objects
+//!   - apiVersion: security.istio.io/v1
+//!     kind: AuthorizationPolicy
+//!     metadata: {name: allow-frontend, namespace: api}
+//!     spec: {...}
+//! ```
+//!
+//! One configuration can carry a whole mesh's policies: each sidecar applies exactly those that
+//! select its workload, as istiod would have chosen for it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The root of the plugin configuration. Unknown fields are refused.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The workload this sidecar serves. Defaults to Envoy's node metadata (`NAMESPACE`,
+    /// `LABELS`, as Istio's sidecars carry it); required when the node has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Workload>,
+    /// Policies in this namespace apply to every workload in the mesh. Defaults to
+    /// `istio-system` (Istio's `meshConfig.rootNamespace`).
+    #[serde(default = "default_root_namespace")]
+    pub root_namespace: String,
+    /// The mesh's trust domain. `cluster.local` in a policy's principals stands for it and for
+    /// every alias. Defaults to `cluster.local`.
+    #[serde(default = "default_trust_domain")]
+    pub trust_domain: String,
+    /// Other trust domains that identify the same mesh (Istio's `trustDomainAliases`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_domain_aliases: Vec<String>,
+    /// `AuthorizationPolicy` and `RequestAuthentication` objects, as Kubernetes objects.
+    #[serde(default)]
+    pub policies: Vec<Value>,
+    /// How JWKS documents are fetched and kept.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub jwks: JwksSettings,
+    /// The cache of verified tokens.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub token_cache: TokenCacheSettings,
+    /// Where signatures are verified.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub crypto: Crypto,
+    /// Which decisions are logged.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub log: LogSettings,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            workload: None,
+            root_namespace: default_root_namespace(),
+            trust_domain: default_trust_domain(),
+            trust_domain_aliases: Vec::new(),
+            policies: Vec::new(),
+            jwks: JwksSettings::default(),
+            token_cache: TokenCacheSettings::default(),
+            crypto: Crypto::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// A workload: what policies select on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Workload {
+    /// The workload's namespace.
+    pub namespace: String,
+    /// The workload's labels (pod labels in Kubernetes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `jwks`: fetching and keeping issuers' keys.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwksSettings {
+    /// How often fetched key sets are refreshed. Default `300s` (what Istio gives Envoy's
+    /// `remote_jwks.cache_duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_interval: Option<String>,
+    /// How long the last good keys stay in use while refreshes fail. Past that, tokens of the
+    /// issuer fail (closed). Default `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stale: Option<String>,
+    /// The least time between two fetches of one issuer's keys triggered by tokens whose `kid`
+    /// is unknown, so random `kid`s cannot be amplified into the identity provider.
+    /// Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_refetch_interval: Option<String>,
+    /// The Envoy cluster to fetch each `jwksUri` through, keyed by the URI. Default: Istio's
+    /// name for the URI's host and port, `outbound|<port>||<host>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clusters: BTreeMap<String, String>,
+}
+
+/// `tokenCache`: verified tokens are remembered until they expire or keys change.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenCacheSettings {
+    /// Entries per worker; 0 turns the cache off. Default 1024.
+    #[serde(default = "default_token_cache_size")]
+    pub size: usize,
+}
+
+impl Default for TokenCacheSettings {
+    fn default() -> Self {
+        TokenCacheSettings { size: default_token_cache_size() }
+    }
+}
+
+/// `crypto`: where token signatures are verified.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Crypto {
+    /// Envoy's BoringSSL (the `verify_signature` foreign function) for RS256/384/512 and
+    /// ES256/384 when the host offers it; pure Rust for the rest. The default.
+    #[default]
+    Auto,
+    /// Pure Rust inside the module for every algorithm.
+    Wasm,
+}
+
+/// `log`: what Warden writes to Envoy's log (counters are always kept).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogSettings {
+    /// Which decisions are logged at `info`: `none`, `denied` (the default: denials, AUDIT
+    /// matches and dry-run policies that would have denied) or `all`.
+    #[serde(default)]
+    pub decisions: DecisionLog,
+}
+
+/// See [`LogSettings::decisions`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum DecisionLog {
+    /// Nothing (counters only).
+    None,
+    /// Denials, AUDIT matches and dry-run would-denies.
+    #[default]
+    Denied,
+    /// Every decision.
+    All,
+}
+
+fn default_root_namespace() -> String {
+    "istio-system".to_string()
+}
+
+fn default_trust_domain() -> String {
+    "cluster.local".to_string()
+}
+
+fn default_token_cache_size() -> usize {
+    1024
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}

@@ -1,0 +1,1 @@
+//! The proxy-wasm glue: the only code that talks to Envoy.
