@@ -14,6 +14,7 @@ pub mod duration;
 pub mod error;
 pub mod istio;
 pub mod plugin;
+pub mod scope;
 pub mod wire;
 
 use serde::de::DeserializeOwned;
