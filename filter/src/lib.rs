@@ -38,6 +38,7 @@
 pub mod authn;
 pub mod authz;
 pub mod config;
+pub mod enforcer;
 pub mod request;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]

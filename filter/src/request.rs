@@ -71,6 +71,16 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The IP of an `ip:port` address as Envoy writes it (`1.2.3.4:80`, `[::1]:80`), or a bare IP.
+pub fn ip_of_address(address: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(address).ok()?;
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    let host = text.rsplit_once(':')?.0;
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()
+}
+
 /// The identity a verified JWT gives a request (`request.auth.*` in Istio's terms).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
@@ -98,5 +108,37 @@ impl Identity {
             value = value.as_object()?.get(key.as_ref())?;
         }
         Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_path_drops_query_and_fragment() {
+        let request = Request { path: b"/a/b?x=1#frag", ..Default::default() };
+        assert_eq!(request.url_path(), b"/a/b");
+        let request = Request { path: b"/a#f?x", ..Default::default() };
+        assert_eq!(request.url_path(), b"/a");
+        let request = Request { path: b"", ..Default::default() };
+        assert_eq!(request.url_path(), b"");
+    }
+
+    #[test]
+    fn addresses_parse_to_their_ip() {
+        assert_eq!(ip_of_address(b"10.0.0.1:443"), "10.0.0.1".parse().ok());
+        assert_eq!(ip_of_address(b"[::1]:8080"), "::1".parse().ok());
+        assert_eq!(ip_of_address(b"::1"), "::1".parse().ok());
+        assert_eq!(ip_of_address(b"10.0.0.1"), "10.0.0.1".parse().ok());
+        assert_eq!(ip_of_address(b"not-an-ip:80"), None);
+        assert_eq!(ip_of_address(b"\xff:1"), None);
+    }
+
+    #[test]
+    fn repeated_headers_are_all_visible() {
+        let headers: [Header<'_>; 3] = [(b"x", b"1"), (b"y", b"2"), (b"x", b"3")];
+        let request = Request { headers: &headers, ..Default::default() };
+        assert_eq!(request.header_values(b"x").collect::<Vec<_>>(), vec![&b"1"[..], &b"3"[..]]);
     }
 }

@@ -48,6 +48,24 @@ pub fn pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     Some(out)
 }
 
+/// Encodes a proxy-wasm pairs map (the inverse of [`pairs`]).
+pub fn encode_pairs<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Vec<u8> {
+    let count = pairs.clone().count();
+    let mut out = Vec::with_capacity(4 + count * 8);
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    for (key, value) in pairs.clone() {
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    }
+    for (key, value) in pairs {
+        out.extend_from_slice(key);
+        out.push(0);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    out
+}
+
 /// `len` bytes at `at`, which must be followed by a NUL; returns them and the offset after it.
 fn terminated(bytes: &[u8], at: usize, len: usize) -> Option<(&[u8], usize)> {
     let end = at.checked_add(len)?;
@@ -297,5 +315,7 @@ mod tests {
             assert_eq!(pairs(&bytes[..cut]), None, "cut at {cut}");
         }
         assert_eq!(pairs(b"\xff\xff\xff\xff"), None);
+        let decoded = pairs(bytes).expect("valid");
+        assert_eq!(encode_pairs(decoded.iter().copied()), bytes.to_vec());
     }
 }
