@@ -1,0 +1,519 @@
+//! `warden compile`: Kubernetes YAML in, Warden's plugin configuration out.
+//!
+//! Two output forms:
+//! - **plugin-config**: the JSON a `WasmPlugin.pluginConfig` or an Envoy Wasm `configuration`
+//!   carries: `{"policies": [...], "rootNamespace": ..., ...}`.
+//! - **ecds**: a filesystem ECDS resource file (`resources: [TypedExtensionConfig]`) holding
+//!   Envoy's whole Wasm filter configuration, with the plugin configuration embedded as a
+//!   `google.protobuf.StringValue` of JSON — what Istio's WasmPlugin produces, and what a
+//!   sidecar's `config_discovery` watches. Rewriting that file reloads every sidecar live.
+//!
+//! The steps are separate so `check` and `explain` can reuse them: [`select`] keeps the Istio
+//! security objects (schema-checked by the core's own parser, so the command and the module
+//! read them identically), [`plugin_config`] adds the settings, [`ecds_resource`] wraps it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Map, Value};
+use warden::config::{self, ConfigError, Document as ConfigDocument, PluginConfig, Problem};
+
+use crate::k8s::{Document, Origin};
+
+/// The output form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The plugin configuration JSON (`WasmPlugin.pluginConfig`, Envoy's `configuration`).
+    PluginConfig,
+    /// A filesystem ECDS resource file for Envoy's `config_discovery`.
+    Ecds,
+    /// An Istio `WasmPlugin` (Istio 1.12+) carrying the policies in `pluginConfig`.
+    Wasmplugin,
+    /// An Istio `EnvoyFilter` inserting the Wasm filter, for Istio releases before `WasmPlugin`.
+    Envoyfilter,
+}
+
+impl Format {
+    /// The spelling on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::PluginConfig => "plugin-config",
+            Format::Ecds => "ecds",
+            Format::Wasmplugin => "wasmplugin",
+            Format::Envoyfilter => "envoyfilter",
+        }
+    }
+
+    /// Where the module is by default, as the consumer of this output resolves it: a path
+    /// relative to the repository root for the playground's sidecars; a file in the
+    /// `istio-proxy` container (mounted with the `sidecar.istio.io/userVolume*` annotations)
+    /// for Istio.
+    pub fn default_wasm(self) -> &'static str {
+        match self {
+            Format::PluginConfig | Format::Ecds => "target/wasm32-wasip1/wasm/warden.wasm",
+            Format::Wasmplugin => "file:///var/local/lib/wasm-filters/warden.wasm",
+            Format::Envoyfilter => "/var/local/lib/wasm-filters/warden.wasm",
+        }
+    }
+}
+
+/// Envoy's `Wasm.failure_policy`: what a sidecar does when the VM has failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailurePolicy {
+    /// Refuse every request while the VM is broken (Istio's `failStrategy: FAIL_CLOSE`).
+    FailClosed,
+    /// Answer the failing request 503 and start a new VM for the next ones.
+    FailReload,
+}
+
+impl FailurePolicy {
+    fn envoy_name(self) -> &'static str {
+        match self {
+            FailurePolicy::FailClosed => "FAIL_CLOSED",
+            FailurePolicy::FailReload => "FAIL_RELOAD",
+        }
+    }
+}
+
+/// How the ECDS resource loads the module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcdsOptions {
+    /// The resource name: must equal the `name` of the sidecars' `config_discovery` filter.
+    pub name: String,
+    /// Path of `warden.wasm` as Envoy resolves it (relative to Envoy's working directory).
+    pub wasm: String,
+    /// The VM id: filters with the same id and code share one VM per worker.
+    pub vm_id: String,
+    /// See [`FailurePolicy`].
+    pub failure_policy: FailurePolicy,
+}
+
+impl Default for EcdsOptions {
+    fn default() -> Self {
+        EcdsOptions {
+            name: "warden".into(),
+            wasm: "target/wasm32-wasip1/wasm/warden.wasm".into(),
+            vm_id: "warden".into(),
+            failure_policy: FailurePolicy::FailClosed,
+        }
+    }
+}
+
+/// A problem in one document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentError {
+    /// Where the document came from.
+    pub origin: Origin,
+    /// What is wrong, naming the object and field.
+    pub error: ConfigError,
+}
+
+impl fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.error)
+    }
+}
+
+/// What [`select`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// The `AuthorizationPolicy` and `RequestAuthentication` objects, trimmed to what Warden
+    /// reads (see [`trim`]), in input order.
+    pub policies: Vec<Value>,
+    /// Documents of other kinds, skipped: where they were, and `apiVersion/kind`.
+    pub skipped: Vec<(Origin, String)>,
+}
+
+/// Keeps the `security.istio.io` `AuthorizationPolicy` and `RequestAuthentication` objects.
+/// Each is read by the core's parser (`warden::config::parse_document`); any schema error, or
+/// two objects with the same kind, namespace and name, is returned, all of them at once.
+pub fn select(documents: &[Document]) -> Result<Selection, Vec<DocumentError>> {
+    let mut selection = Selection::default();
+    let mut errors = Vec::new();
+    let mut seen: BTreeMap<config::ObjectRef, Origin> = BTreeMap::new();
+    for document in documents {
+        match config::parse_document(&document.value) {
+            Ok(ConfigDocument::Other { api_version, kind }) => {
+                let what = match (api_version.is_empty(), kind.is_empty()) {
+                    (true, true) => "a document without apiVersion and kind".to_string(),
+                    _ => format!("{api_version}/{kind}"),
+                };
+                selection.skipped.push((document.origin.clone(), what));
+            }
+            Ok(ConfigDocument::Resource(resource)) => {
+                let object = resource.object_ref();
+                if let Some(first) = seen.get(&object) {
+                    let problem = Problem::Duplicate(format!("{} (in {first})", object.kind));
+                    errors.push(DocumentError {
+                        origin: document.origin.clone(),
+                        error: ConfigError::at(&object, "metadata.name", problem),
+                    });
+                    continue;
+                }
+                seen.insert(object, document.origin.clone());
+                selection.policies.push(trim(&document.value));
+            }
+            Err(found) => errors.extend(
+                found
+                    .0
+                    .into_iter()
+                    .map(|error| DocumentError { origin: document.origin.clone(), error }),
+            ),
+        }
+    }
+    if errors.is_empty() {
+        Ok(selection)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The object as Warden needs it: `apiVersion`, `kind`, `metadata.{name, namespace}`, the
+/// `istio.io/*` annotations (`istio.io/dry-run`), and `spec`. Objects exported from a cluster
+/// carry `status`, `managedFields` and `kubectl.kubernetes.io/last-applied-configuration` (a
+/// second copy of the object); none of it belongs in every sidecar's memory.
+pub fn trim(object: &Value) -> Value {
+    let get = |key: &str| object.get(key).cloned();
+    let metadata = object.get("metadata");
+    let mut meta = Map::new();
+    for key in ["name", "namespace"] {
+        if let Some(value) = metadata.and_then(|m| m.get(key)) {
+            meta.insert(key.into(), value.clone());
+        }
+    }
+    let annotations: Map<String, Value> = metadata
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.iter()
+                .filter(|(k, _)| k.starts_with("istio.io/"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !annotations.is_empty() {
+        meta.insert("annotations".into(), Value::Object(annotations));
+    }
+    let mut out = Map::new();
+    out.insert("apiVersion".into(), get("apiVersion").unwrap_or(Value::Null));
+    out.insert("kind".into(), get("kind").unwrap_or(Value::Null));
+    out.insert("metadata".into(), Value::Object(meta));
+    out.insert("spec".into(), get("spec").unwrap_or_else(|| json!({})));
+    Value::Object(out)
+}
+
+/// The plugin configuration: `settings` (a plugin configuration without `policies`, e.g.
+/// `{rootNamespace: ..., jwks: {...}}`; `None` for the defaults) with `policies` added. The
+/// settings are read with the core's schema, so a typo is an error here rather than in Envoy.
+pub fn plugin_config(policies: Vec<Value>, settings: Option<&Value>) -> Result<Value> {
+    let mut config: PluginConfig = match settings {
+        None => PluginConfig::default(),
+        Some(settings) => serde_json::from_value(settings.clone())
+            .context("the settings are not a valid Warden plugin configuration")?,
+    };
+    if !config.policies.is_empty() {
+        bail!("the settings carry policies: pass policy files as arguments instead");
+    }
+    config.policies = policies;
+    serde_json::to_value(&config).context("serializing the plugin configuration")
+}
+
+/// The filesystem ECDS resource file carrying the Wasm filter with `plugin_config` embedded as a
+/// JSON `StringValue` (the form Istio's WasmPlugin produces; a `Struct` would reach the module
+/// as serialized protobuf).
+pub fn ecds_resource(plugin_config: &Value, options: &EcdsOptions) -> Value {
+    json!({
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": options.name,
+            "typed_config": wasm_filter(plugin_config, options),
+        }]
+    })
+}
+
+/// The Wasm filter configuration (`envoy.extensions.filters.http.wasm.v3.Wasm`) that ECDS and
+/// the EnvoyFilter carry.
+fn wasm_filter(plugin_config: &Value, options: &EcdsOptions) -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": options.name,
+            "root_id": options.name,
+            "vm_config": {
+                "vm_id": options.vm_id,
+                "runtime": "envoy.wasm.runtime.v8",
+                "code": {"local": {"filename": options.wasm}},
+            },
+            "configuration": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": plugin_config.to_string(),
+            },
+            "failure_policy": options.failure_policy.envoy_name(),
+        }
+    })
+}
+
+/// An Istio `WasmPlugin` in `namespace` (the root namespace: every sidecar of the mesh) that
+/// loads the module from `options.wasm` (a `file://`, `oci://` or `https://` URL) for inbound
+/// traffic, with the plugin configuration as `pluginConfig` (Istio hands it to the module as a
+/// JSON string). Phase AUTHN puts Warden before Istio's own JWT and RBAC filters.
+pub fn wasm_plugin(plugin_config: &Value, options: &EcdsOptions, namespace: &str) -> Value {
+    let fail_strategy = match options.failure_policy {
+        FailurePolicy::FailClosed => "FAIL_CLOSE",
+        FailurePolicy::FailReload => "FAIL_RELOAD",
+    };
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": {"name": options.name, "namespace": namespace},
+        "spec": {
+            "url": options.wasm,
+            "pluginName": options.name,
+            "phase": "AUTHN",
+            "failStrategy": fail_strategy,
+            "match": [{"mode": "SERVER"}],
+            "pluginConfig": plugin_config,
+        }
+    })
+}
+
+/// An Istio `EnvoyFilter` in `namespace` inserting the Wasm filter before the router of every
+/// sidecar's inbound HTTP connection manager (for Istio releases without `WasmPlugin`).
+pub fn envoy_filter(plugin_config: &Value, options: &EcdsOptions, namespace: &str) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": options.name, "namespace": namespace},
+        "spec": {
+            "configPatches": [{
+                "applyTo": "HTTP_FILTER",
+                "match": {
+                    "context": "SIDECAR_INBOUND",
+                    "listener": {"filterChain": {"filter": {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "subFilter": {"name": "envoy.filters.http.router"},
+                    }}},
+                },
+                "patch": {
+                    "operation": "INSERT_BEFORE",
+                    "value": {"name": options.name, "typed_config": wasm_filter(plugin_config, options)},
+                },
+            }]
+        }
+    })
+}
+
+/// Renders the output: pretty JSON for `plugin-config`; for the others YAML with a header
+/// saying where it came from, or pretty JSON when `json` (for tools without a YAML parser;
+/// Envoy reads both). `namespace` is where the Istio manifests go.
+pub fn render(
+    format: Format,
+    plugin_config: &Value,
+    options: &EcdsOptions,
+    namespace: &str,
+    inputs: &[String],
+    json: bool,
+) -> Result<String> {
+    let command = format!("warden compile {} --format {}", inputs.join(" "), format.name());
+    let (manifest, notes) = match format {
+        Format::PluginConfig => {
+            let mut text = serde_json::to_string_pretty(plugin_config)?;
+            text.push('\n');
+            return Ok(text);
+        }
+        Format::Ecds => (
+            ecds_resource(plugin_config, options),
+            "# Envoy watches this file (filesystem ECDS); replacing it reloads every sidecar.\n",
+        ),
+        Format::Wasmplugin => (
+            wasm_plugin(plugin_config, options, namespace),
+            "# Warden for every sidecar of an Istio 1.12+ mesh, with the policies in pluginConfig.\n\
+             # Do not also `kubectl apply` the same AuthorizationPolicy and RequestAuthentication\n\
+             # objects, or Istio enforces them a second time with its native filters.\n",
+        ),
+        Format::Envoyfilter => (
+            envoy_filter(plugin_config, options, namespace),
+            "# For Istio releases without WasmPlugin: inserts Warden into every sidecar's inbound\n\
+             # HTTP filters. Use this or the WasmPlugin, never both.\n",
+        ),
+    };
+    if json {
+        let mut text = serde_json::to_string_pretty(&manifest)?;
+        text.push('\n');
+        return Ok(text);
+    }
+    let body = serde_yaml_ng::to_string(&manifest)?;
+    Ok(format!("# Generated by `{command}`: do not edit.\n{notes}{body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s;
+    use std::path::Path;
+
+    const POLICIES: &str = r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-frontend
+  namespace: api
+  uid: 1234
+  annotations:
+    istio.io/dry-run: "true"
+    kubectl.kubernetes.io/last-applied-configuration: "{...}"
+  managedFields: [{manager: kubectl}]
+spec:
+  selector: {matchLabels: {app: backend}}
+  rules: [{from: [{source: {principals: [cluster.local/ns/web/sa/frontend]}}]}]
+status: {}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: backend, namespace: api}
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: api}
+spec:
+  jwtRules: [{issuer: "http://issuer", jwksUri: "http://issuer/jwks"}]
+"#;
+
+    fn documents(text: &str) -> Vec<Document> {
+        k8s::parse(Path::new("p.yaml"), text).unwrap()
+    }
+
+    #[test]
+    fn keeps_istio_security_objects_and_skips_other_kinds() {
+        let selection = select(&documents(POLICIES)).unwrap();
+        assert_eq!(selection.policies.len(), 2);
+        assert_eq!(selection.policies[1]["kind"], "RequestAuthentication");
+        assert_eq!(selection.skipped.len(), 1);
+        assert_eq!(selection.skipped[0].0.document, 2);
+        assert_eq!(selection.skipped[0].1, "apps/v1/Deployment");
+    }
+
+    #[test]
+    fn trims_cluster_bookkeeping_but_keeps_istio_annotations() {
+        let selection = select(&documents(POLICIES)).unwrap();
+        let policy = &selection.policies[0];
+        assert_eq!(
+            policy["metadata"],
+            json!({"name": "allow-frontend", "namespace": "api", "annotations": {"istio.io/dry-run": "true"}})
+        );
+        assert!(policy.get("status").is_none());
+        assert_eq!(policy["spec"]["selector"]["matchLabels"]["app"], "backend");
+    }
+
+    #[test]
+    fn schema_errors_name_the_document_object_and_field() {
+        let text = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+                    metadata: {name: p, namespace: api}\nspec: {rules: [{to: [{operation: {method: [GET]}}]}]}\n";
+        let errors = select(&documents(text)).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        let message = errors[0].to_string();
+        assert!(
+            message.starts_with("p.yaml (document 1): AuthorizationPolicy api/p: spec.rules[0]"),
+            "{message}"
+        );
+        assert!(message.contains("method"), "{message}");
+    }
+
+    #[test]
+    fn missing_namespace_is_an_error() {
+        let text = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {}\n";
+        let message = select(&documents(text)).unwrap_err()[0].to_string();
+        assert!(message.contains("metadata.namespace"), "{message}");
+    }
+
+    #[test]
+    fn duplicate_objects_are_an_error_naming_both_places() {
+        let one = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: a}\nspec: {}\n";
+        let errors = select(&documents(&format!("{one}---\n{one}"))).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        let message = errors[0].to_string();
+        assert!(message.contains("duplicate"), "{message}");
+        assert!(message.contains("document 1"), "{message}");
+    }
+
+    #[test]
+    fn plugin_config_adds_policies_to_validated_settings() {
+        let settings = json!({"rootNamespace": "mesh-root", "jwks": {"refreshInterval": "60s"}});
+        let config = plugin_config(vec![json!({"kind": "X"})], Some(&settings)).unwrap();
+        assert_eq!(config["rootNamespace"], "mesh-root");
+        assert_eq!(config["jwks"]["refreshInterval"], "60s");
+        assert_eq!(config["policies"], json!([{"kind": "X"}]));
+        assert_eq!(plugin_config(vec![], None).unwrap()["trustDomain"], "cluster.local");
+    }
+
+    #[test]
+    fn settings_typos_and_embedded_policies_are_refused() {
+        assert!(plugin_config(vec![], Some(&json!({"rootNamespaces": "x"}))).is_err());
+        assert!(plugin_config(vec![], Some(&json!({"policies": [{}]}))).is_err());
+    }
+
+    #[test]
+    fn ecds_embeds_the_plugin_config_as_a_json_string_value() {
+        let config = plugin_config(vec![], None).unwrap();
+        let resource = ecds_resource(&config, &EcdsOptions::default());
+        let wasm = &resource["resources"][0]["typed_config"]["config"];
+        assert_eq!(resource["resources"][0]["name"], "warden");
+        assert_eq!(
+            wasm["configuration"]["@type"],
+            "type.googleapis.com/google.protobuf.StringValue"
+        );
+        let embedded: Value =
+            serde_json::from_str(wasm["configuration"]["value"].as_str().unwrap()).unwrap();
+        assert_eq!(embedded, config);
+        assert_eq!(
+            wasm["vm_config"]["code"]["local"]["filename"],
+            "target/wasm32-wasip1/wasm/warden.wasm"
+        );
+        assert_eq!(wasm["failure_policy"], "FAIL_CLOSED");
+    }
+
+    #[test]
+    fn rendered_ecds_yaml_reads_back_to_the_same_resource() {
+        let config = plugin_config(select(&documents(POLICIES)).unwrap().policies, None).unwrap();
+        let options = EcdsOptions::default();
+        let text =
+            render(Format::Ecds, &config, &options, "istio-system", &["p.yaml".into()], false)
+                .unwrap();
+        assert!(text.starts_with("# Generated by `warden compile p.yaml --format ecds`"));
+        let back: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(back, ecds_resource(&config, &options));
+        let json = render(Format::Ecds, &config, &options, "istio-system", &[], true).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), back);
+    }
+
+    #[test]
+    fn wasm_plugin_carries_the_plugin_config_for_inbound_traffic() {
+        let config = plugin_config(select(&documents(POLICIES)).unwrap().policies, None).unwrap();
+        let options = EcdsOptions {
+            wasm: Format::Wasmplugin.default_wasm().into(),
+            ..EcdsOptions::default()
+        };
+        let plugin = wasm_plugin(&config, &options, "istio-system");
+        assert_eq!(plugin["kind"], "WasmPlugin");
+        assert_eq!(plugin["metadata"]["namespace"], "istio-system");
+        assert_eq!(plugin["spec"]["pluginConfig"], config);
+        assert_eq!(plugin["spec"]["url"], "file:///var/local/lib/wasm-filters/warden.wasm");
+        assert_eq!(plugin["spec"]["failStrategy"], "FAIL_CLOSE");
+        assert_eq!(plugin["spec"]["match"], json!([{"mode": "SERVER"}]));
+    }
+
+    #[test]
+    fn envoy_filter_inserts_the_same_wasm_filter_before_the_inbound_router() {
+        let config = plugin_config(vec![], None).unwrap();
+        let options = EcdsOptions::default();
+        let filter = envoy_filter(&config, &options, "istio-system");
+        let patch = &filter["spec"]["configPatches"][0];
+        assert_eq!(patch["match"]["context"], "SIDECAR_INBOUND");
+        assert_eq!(patch["patch"]["operation"], "INSERT_BEFORE");
+        assert_eq!(
+            patch["patch"]["value"]["typed_config"],
+            ecds_resource(&config, &options)["resources"][0]["typed_config"]
+        );
+    }
+}
