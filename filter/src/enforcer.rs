@@ -1,48 +1,337 @@
 //! The enforcer: one workload's compiled configuration, deciding requests.
 //!
 //! Built once per configuration from the plugin configuration and the workload's identity;
-//! immutable afterwards. [`Enforcer::check`] runs request authentication, then authorization,
-//! and returns a [`Verdict`] the host carries out.
+//! immutable afterwards. [`Enforcer::check`] runs request authentication (Istio's
+//! `jwt_authn` stage), then authorization (its RBAC stages), and returns a [`Verdict`] that the
+//! host carries out: forward with header changes, answer locally, or wait for keys.
+//!
+//! As in Istio, an invalid token is refused before any AuthorizationPolicy is looked at (an
+//! ALLOW never rescues it, a DENY never sees it); a request without a token reaches
+//! authorization with no identity.
 
-use crate::config::{self, ConfigError, ConfigErrors, Document, PluginConfig, Problem, Workload};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::authn::{
+    self, Authenticator, AuthnSettings, Failure, FailureReason, HeaderOps, KeyProvider, Outcome,
+    SignatureVerifier, SourceId, TokenCache,
+};
+use crate::authz::{self, Decision, DryRunAllow, Engine, Mesh, Needs, Reason, RuleRef};
+use crate::config::{
+    self, ConfigError, ConfigErrors, Document, PluginConfig, Problem, Resource, Workload,
+};
+use crate::config::plugin::{DecisionLog, PeerIdentity};
+use crate::keystore::FetchSettings;
+use crate::request::{Identity, Request};
+
+/// Envoy RBAC's body for a denied request (`rbac_filter.cc`), which users of Istio know.
+pub const RBAC_DENIED_BODY: &str = "RBAC: access denied";
+
+/// gRPC `PERMISSION_DENIED`, what Envoy answers a denied gRPC call with.
+pub const GRPC_PERMISSION_DENIED: u32 = 7;
+/// gRPC `UNAUTHENTICATED`.
+pub const GRPC_UNAUTHENTICATED: u32 = 16;
 
 /// The compiled configuration for one workload.
 #[derive(Debug)]
 pub struct Enforcer {
     workload: Workload,
-    resources: Vec<config::Resource>,
+    mesh: Mesh,
+    authz: Engine,
+    authn: Authenticator,
+    authn_settings: AuthnSettings,
+    peer_identity: PeerIdentity,
+    decision_log: DecisionLog,
+    needs: Needs,
+    resources: usize,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Forward it, after applying the header changes.
+    Allow(Allow),
+    /// Answer it locally.
+    Deny(Deny),
+    /// A key set that could verify its token is still being fetched: wait (up to
+    /// [`Enforcer::wait_limit`]), then check again.
+    Wait {
+        /// The key sources being waited for.
+        sources: Vec<SourceId>,
+    },
+}
+
+/// A request that may proceed.
+#[derive(Debug, Clone)]
+pub struct Allow {
+    /// Output headers to strip and set, token to remove.
+    pub headers: HeaderOps,
+    /// What authorization decided (and what AUDIT and dry-run policies said).
+    pub decision: Decision,
+    /// The verified JWT identity, if a token came with the request.
+    pub identity: Option<Arc<Identity>>,
+}
+
+/// A request answered locally.
+#[derive(Debug, Clone)]
+pub struct Deny {
+    /// HTTP status: 401 (or 403 for an audience mismatch) for authentication, 403 for authorization.
+    pub status: u16,
+    /// The body, as Envoy's native filters write it.
+    pub body: &'static str,
+    /// Extra response headers (`www-authenticate`).
+    pub headers: Vec<(&'static str, String)>,
+    /// For gRPC requests, the gRPC status to answer with instead of an HTTP body.
+    pub grpc_status: Option<u32>,
+    /// Response-code details for access logs, as Envoy's filters spell them.
+    pub details: String,
+    /// Why.
+    pub cause: Cause,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone)]
+pub enum Cause {
+    /// A present token failed.
+    Unauthenticated(Failure),
+    /// Authorization denied it.
+    Unauthorized(Decision),
+}
+
+impl Deny {
+    /// When the token's `kid` is unknown to a fetched key set: the source a refetch may help.
+    pub fn refetch(&self) -> Option<SourceId> {
+        match &self.cause {
+            Cause::Unauthenticated(failure) => failure.refetch(),
+            Cause::Unauthorized(_) => None,
+        }
+    }
+
+    fn unauthenticated(failure: Failure, request: &Request<'_>) -> Deny {
+        let headers = failure
+            .www_authenticate(request)
+            .map(|value| vec![("www-authenticate", value)])
+            .unwrap_or_default();
+        Deny {
+            status: failure.status(),
+            body: failure.body(),
+            headers,
+            grpc_status: is_grpc(request).then_some(if failure.status() == 403 {
+                GRPC_PERMISSION_DENIED
+            } else {
+                GRPC_UNAUTHENTICATED
+            }),
+            details: failure.details(),
+            cause: Cause::Unauthenticated(failure),
+        }
+    }
 }
 
 impl Enforcer {
-    /// Parses, validates and compiles a plugin configuration for `workload` (the configured
-    /// one wins over the node's). Every error is reported; any error refuses the configuration.
+    /// Parses, validates and compiles a plugin configuration for a workload (the configured
+    /// one wins over `node_workload`, the one Envoy's node metadata describes). Every policy in
+    /// the configuration is validated, whichever workload it selects; every error is reported;
+    /// any error refuses the configuration.
     pub fn new(config: &PluginConfig, node_workload: Option<Workload>) -> Result<Self, ConfigErrors> {
-        let workload = config.workload.clone().or(node_workload).ok_or_else(|| {
-            ConfigError::plugin(
+        let mut errors = Vec::new();
+        let workload = config.workload.clone().or(node_workload);
+        if workload.is_none() {
+            errors.push(ConfigError::plugin(
                 "workload",
                 Problem::Setting(
-                    "the workload is unknown: set `workload.namespace` (and labels) in the plugin \
+                    "the workload is unknown: set workload.namespace (and labels) in the plugin \
                      configuration, or run under a sidecar whose node metadata has NAMESPACE"
                         .into(),
                 ),
-            )
-        })?;
-        let mut errors = Vec::new();
-        let mut resources = Vec::new();
+            ));
+        }
+        let mesh = Mesh::from_config(config);
+        let authn_settings = AuthnSettings::from_config(config).unwrap_or_else(|mut found| {
+            errors.append(&mut found);
+            AuthnSettings::default()
+        });
+
+        let mut authz_policies = Vec::new();
+        let mut authn_rules = Vec::new();
+        let mut seen = BTreeSet::new();
         for (index, value) in config.policies.iter().enumerate() {
-            match config::parse_document(value) {
-                Ok(Document::Resource(resource)) => resources.push(*resource),
-                Ok(Document::Other { api_version, kind }) => errors.push(ConfigError::plugin(
-                    format!("policies[{index}]"),
-                    Problem::Kind(format!("{api_version}/{kind}")),
-                )),
-                Err(ConfigErrors(mut found)) => errors.append(&mut found),
+            let resource = match config::parse_document(value) {
+                Ok(Document::Resource(resource)) => *resource,
+                Ok(Document::Other { api_version, kind }) => {
+                    errors.push(ConfigError::plugin(
+                        format!("policies[{index}]"),
+                        Problem::Kind(format!("{api_version}/{kind}")),
+                    ));
+                    continue;
+                }
+                Err(ConfigErrors(mut found)) => {
+                    errors.append(&mut found);
+                    continue;
+                }
+            };
+            let at = resource.object_ref();
+            if !seen.insert(at.clone()) {
+                errors.push(ConfigError::at(&at, "metadata.name", Problem::Duplicate(at.kind.clone())));
+                continue;
+            }
+            match resource {
+                Resource::AuthorizationPolicy(object) => match authz::validate(&object, &mesh) {
+                    Ok(policy) => authz_policies.push(policy),
+                    Err(mut found) => errors.append(&mut found),
+                },
+                Resource::RequestAuthentication(object) => match authn::validate(&object) {
+                    Ok(rules) => authn_rules.push((object, rules)),
+                    Err(mut found) => errors.append(&mut found),
+                },
             }
         }
-        if !errors.is_empty() {
+        let (Some(workload), true) = (workload, errors.is_empty()) else {
             return Err(ConfigErrors(errors));
+        };
+
+        let authz = authz::compile(&authz_policies, &workload, &mesh);
+        let policies: Vec<authn::Policy<'_>> = authn_rules
+            .iter()
+            .map(|(object, rules)| authn::Policy {
+                namespace: &object.metadata.namespace,
+                name: &object.metadata.name,
+                selector: object.spec.selector.as_ref(),
+                rules,
+            })
+            .collect();
+        let authn = authn::compile(&policies, &workload, &mesh.root_namespace, &authn_settings);
+        let mut needs = authz.needs();
+        // Identity-free configurations skip the peer and address reads entirely.
+        needs.identity |= !authn.is_empty();
+        Ok(Enforcer {
+            workload,
+            mesh,
+            authz,
+            authn,
+            authn_settings,
+            peer_identity: config.peer_identity,
+            decision_log: config.log.decisions,
+            needs,
+            resources: authz_policies.len() + authn_rules.len(),
+        })
+    }
+
+    /// Decides one request. `now` is the current time in Unix seconds.
+    pub fn check(
+        &self,
+        request: &Request<'_>,
+        now: u64,
+        keys: &dyn KeyProvider,
+        cache: &mut TokenCache,
+        crypto: &dyn SignatureVerifier,
+    ) -> Verdict {
+        let (identity, headers) = match self.authn.authenticate(request, now, keys, cache, crypto) {
+            Outcome::Anonymous { headers } => (None, headers),
+            Outcome::Authenticated { identity, headers, .. } => (Some(identity), headers),
+            Outcome::Rejected(failure) => return Verdict::Deny(Deny::unauthenticated(failure, request)),
+            Outcome::WaitForKeys { sources } => return Verdict::Wait { sources },
+        };
+        let decision = self.authz.decide(request, identity.as_deref());
+        if decision.allowed {
+            Verdict::Allow(Allow { headers, decision, identity })
+        } else {
+            Verdict::Deny(self.unauthorized(decision, request))
         }
-        Ok(Enforcer { workload, resources })
+    }
+
+    /// The answer for a request that waited for keys that did not come in time: Envoy's
+    /// `Jwks remote fetch is failed` (401).
+    pub fn keys_unavailable(&self, request: &Request<'_>) -> Deny {
+        Deny::unauthenticated(Failure::new(FailureReason::JwksFetchFailed), request)
+    }
+
+    /// How long a request may wait for `sources`: the longest of their rules' timeouts.
+    pub fn wait_limit(&self, sources: &[SourceId]) -> Duration {
+        sources
+            .iter()
+            .filter_map(|s| self.authn.remote_sources().get(s.0))
+            .map(|remote| remote.timeout)
+            .max()
+            .unwrap_or(authn::DEFAULT_TIMEOUT)
+    }
+
+    fn unauthorized(&self, decision: Decision, request: &Request<'_>) -> Deny {
+        let matched = match decision.reason {
+            Reason::DeniedBy(rule) => self.authz.rule_id(rule),
+            _ => "none".to_string(),
+        };
+        Deny {
+            status: 403,
+            body: RBAC_DENIED_BODY,
+            headers: Vec::new(),
+            grpc_status: is_grpc(request).then_some(GRPC_PERMISSION_DENIED),
+            details: format!("rbac_access_denied_matched_policy[{matched}]"),
+            cause: Cause::Unauthorized(decision),
+        }
+    }
+
+    /// A one-line account of a decision for Envoy's log, as the `log.decisions` setting asks
+    /// (`None` when nothing is to be logged). AUDIT matches and dry-run would-denies are logged
+    /// unless the setting is `none`.
+    pub fn log_line(&self, verdict: &Verdict, request: &Request<'_>) -> Option<String> {
+        let what = || format!("{} {}", printable(request.method, 16), printable(request.path, 256));
+        let notes = |decision: &Decision| {
+            let mut notes = String::new();
+            if let Some(rule) = decision.audit {
+                notes.push_str(&format!("; audit {}", self.authz.rule_id(rule)));
+            }
+            if let Some(rule) = decision.dry_run_deny {
+                notes.push_str(&format!("; dry-run {} would deny", self.authz.rule_id(rule)));
+            }
+            if decision.dry_run_allow == DryRunAllow::NoneMatched {
+                notes.push_str("; dry-run ALLOW policies would deny (none matched)");
+            }
+            notes
+        };
+        match (self.decision_log, verdict) {
+            (DecisionLog::None, _) | (_, Verdict::Wait { .. }) => None,
+            (_, Verdict::Deny(deny)) => Some(format!(
+                "warden: denied {} with {}: {}{}",
+                what(),
+                deny.status,
+                deny.details,
+                match &deny.cause {
+                    Cause::Unauthorized(decision) => notes(decision),
+                    Cause::Unauthenticated(_) => String::new(),
+                }
+            )),
+            (level, Verdict::Allow(allow)) => {
+                let notes = notes(&allow.decision);
+                if level != DecisionLog::All && notes.is_empty() {
+                    return None;
+                }
+                let by = match allow.decision.reason {
+                    Reason::AllowedBy(rule) => self.authz.rule_id(rule),
+                    _ => "no ALLOW policy".to_string(),
+                };
+                Some(format!("warden: allowed {} by {by}{notes}", what()))
+            }
+        }
+    }
+
+    /// The access-log summary of a decision (stored in filter state `warden_decision`):
+    /// `allowed <rule>`, `denied <rule or none>` or `unauthenticated <reason>`.
+    pub fn summary(&self, verdict: &Verdict) -> String {
+        match verdict {
+            Verdict::Allow(allow) => match allow.decision.reason {
+                Reason::AllowedBy(rule) => format!("allowed {}", self.authz.rule_id(rule)),
+                _ => "allowed".to_string(),
+            },
+            Verdict::Deny(Deny { cause: Cause::Unauthorized(decision), .. }) => match decision.reason {
+                Reason::DeniedBy(rule) => format!("denied {}", self.authz.rule_id(rule)),
+                _ => "denied none".to_string(),
+            },
+            Verdict::Deny(Deny { cause: Cause::Unauthenticated(failure), .. }) => {
+                format!("unauthenticated {}", failure.reason().label())
+            }
+            Verdict::Wait { .. } => "waiting".to_string(),
+        }
     }
 
     /// The workload this enforcer serves.
@@ -50,10 +339,81 @@ impl Enforcer {
         &self.workload
     }
 
+    /// The mesh settings it was compiled with.
+    pub fn mesh(&self) -> &Mesh {
+        &self.mesh
+    }
+
+    /// The authorization engine.
+    pub fn authz(&self) -> &Engine {
+        &self.authz
+    }
+
+    /// The request authenticator.
+    pub fn authn(&self) -> &Authenticator {
+        &self.authn
+    }
+
+    /// The authentication settings (token cache size, crypto, fetch timing).
+    pub fn authn_settings(&self) -> &AuthnSettings {
+        &self.authn_settings
+    }
+
+    /// How the key store should time its fetches.
+    pub fn fetch_settings(&self) -> FetchSettings {
+        FetchSettings {
+            refresh_interval: self.authn_settings.refresh_interval,
+            max_stale: self.authn_settings.max_stale,
+            min_refetch_interval: self.authn_settings.min_refetch_interval,
+        }
+    }
+
+    /// Where the peer identity is read from.
+    pub fn peer_identity(&self) -> PeerIdentity {
+        self.peer_identity
+    }
+
+    /// Which request attributes the compiled policies read.
+    pub fn needs(&self) -> Needs {
+        self.needs
+    }
+
+    /// Whether nothing applies to this workload: no policy, no JWT rule, no header to strip.
+    /// Such a sidecar forwards everything without reading the request.
+    pub fn is_passthrough(&self) -> bool {
+        self.authz.policies().is_empty() && self.authn.is_empty() && self.authn.output_headers().is_empty()
+    }
+
     /// How many Istio resources the configuration carries (for the startup log line).
     pub fn resource_count(&self) -> usize {
-        self.resources.len()
+        self.resources
     }
+
+    /// Envoy's name for a rule, `ns[<ns>]-policy[<name>]-rule[<i>]`.
+    pub fn rule_id(&self, rule: RuleRef) -> String {
+        self.authz.rule_id(rule)
+    }
+}
+
+/// Whether Envoy should answer with a gRPC status (`content-type: application/grpc…`).
+pub fn is_grpc(request: &Request<'_>) -> bool {
+    request.header_values(b"content-type").next().is_some_and(|v| v.starts_with(b"application/grpc"))
+}
+
+/// Bytes as log text: printable ASCII kept, anything else escaped, cut at `max` bytes.
+fn printable(bytes: &[u8], max: usize) -> String {
+    let mut out = String::with_capacity(bytes.len().min(max));
+    for &b in bytes.iter().take(max) {
+        if (0x20..0x7f).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if bytes.len() > max {
+        out.push('…');
+    }
+    out
 }
 
 /// Parses the plugin configuration bytes Envoy hands over (JSON, or a serialized
@@ -61,7 +421,6 @@ impl Enforcer {
 pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
     let value = config::wire::plugin_configuration(bytes)
         .map_err(|message| ConfigError::plugin("", Problem::Syntax(message)))?;
-    config::deserialize(&value).map_err(|(path, message)| {
-        ConfigErrors::from(ConfigError::plugin(path, Problem::Schema(message)))
-    })
+    config::deserialize(&value)
+        .map_err(|(path, message)| ConfigErrors::from(ConfigError::plugin(path, Problem::Schema(message))))
 }

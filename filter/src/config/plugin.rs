@@ -56,6 +56,9 @@ pub struct PluginConfig {
     /// Which decisions are logged.
     #[serde(default, skip_serializing_if = "is_default")]
     pub log: LogSettings,
+    /// Where the peer's certificate identity is read from.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub peer_identity: PeerIdentity,
 }
 
 impl Default for PluginConfig {
@@ -70,6 +73,7 @@ impl Default for PluginConfig {
             token_cache: TokenCacheSettings::default(),
             crypto: Crypto::default(),
             log: LogSettings::default(),
+            peer_identity: PeerIdentity::default(),
         }
     }
 }
@@ -133,6 +137,23 @@ pub enum Crypto {
     Auto,
     /// Pure Rust inside the module for every algorithm.
     Wasm,
+}
+
+/// `peerIdentity`: where the client certificate's identity comes from.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum PeerIdentity {
+    /// Envoy's `connection.uri_san_peer_certificate` property: safe with any connection
+    /// manager settings, but Envoy exposes only the certificate's first URI SAN (SPIFFE
+    /// X.509-SVIDs have exactly one). The default.
+    #[default]
+    UriSan,
+    /// The last element of `x-forwarded-client-cert`: every URI SAN, DNS SAN and the subject,
+    /// as Envoy's RBAC sees them, and no extra host call. Only correct when the connection
+    /// manager sets `forward_client_cert_details: SANITIZE_SET` (or `APPEND_FORWARD`) with
+    /// `set_current_client_cert_details` for `uri`, `dns` and `subject`; under
+    /// `FORWARD_ONLY` or `ALWAYS_FORWARD_ONLY` a client could write the header itself.
+    Xfcc,
 }
 
 /// `log`: what Warden writes to Envoy's log (counters are always kept).

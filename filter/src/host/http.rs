@@ -1,4 +1,4 @@
-//! The HTTP context: one per request.
+//! The HTTP context: one per request; the worker does the work.
 
 use std::rc::Rc;
 
@@ -6,33 +6,43 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::abi;
-use crate::enforcer::Enforcer;
+use super::worker::Worker;
 
 pub struct WardenHttp {
-    enforcer: Option<Rc<Enforcer>>,
+    context_id: u32,
+    worker: Option<Rc<Worker>>,
 }
 
 impl WardenHttp {
-    pub fn new(enforcer: Option<Rc<Enforcer>>) -> Self {
-        WardenHttp { enforcer }
+    pub fn new(context_id: u32, worker: Option<Rc<Worker>>) -> Self {
+        WardenHttp { context_id, worker }
     }
 }
 
-impl Context for WardenHttp {}
+impl Context for WardenHttp {
+    fn on_done(&mut self) -> bool {
+        if let Some(worker) = &self.worker {
+            worker.on_done(self.context_id);
+        }
+        true
+    }
+}
 
 impl HttpContext for WardenHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        // No configuration: fail closed.
-        if self.enforcer.is_none() {
-            let _ = abi::send_local_response(
-                503,
-                "warden_not_configured",
-                b"warden: no valid configuration",
-                &[],
-                None,
-            );
-            return Action::Pause;
+        match &self.worker {
+            Some(worker) => worker.on_request(self.context_id).0,
+            // No valid configuration was ever accepted: fail closed.
+            None => {
+                let _ = abi::send_local_response(
+                    503,
+                    "warden_not_configured",
+                    b"warden: no valid configuration",
+                    &[],
+                    None,
+                );
+                Action::Pause
+            }
         }
-        Action::Continue
     }
 }

@@ -1,41 +1,126 @@
-//! The root context: configuration and everything that outlives a request.
+//! The root context: configuration, key fetching, and resuming requests that wait for keys.
 
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use super::abi;
 use super::http::WardenHttp;
+use super::worker::{HostShared, Worker};
+use crate::authn::MAX_JWKS_BYTES;
 use crate::config::Workload;
 use crate::enforcer::{self, Enforcer};
+use crate::keystore::{Fetch, Progress};
 
-/// Per worker VM (and per plugin configuration).
+/// Ticks while nothing waits: refreshes are due minutes apart.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// Ticks while requests wait for keys or fetches are under way, to notice other workers' fetches.
+const BUSY_TICK: Duration = Duration::from_millis(50);
+
+/// One per worker VM and plugin configuration (a configuration update makes a new one).
 pub struct WardenRoot {
-    enforcer: Option<Rc<Enforcer>>,
+    context_id: u32,
+    worker: Option<Rc<Worker>>,
+    /// Dispatched fetches: HTTP call token → key store fetch id.
+    calls: HashMap<u32, u64>,
+    tick: Duration,
 }
 
 impl WardenRoot {
-    pub fn new(_context_id: u32) -> Self {
-        WardenRoot { enforcer: None }
+    pub fn new(context_id: u32) -> Self {
+        WardenRoot { context_id, worker: None, calls: HashMap::new(), tick: Duration::ZERO }
+    }
+
+    /// Starts the fetches the key store asks for, and keeps the tick period fitting.
+    fn poll(&mut self) {
+        let Some(worker) = self.worker.clone() else { return };
+        let now = abi::now_millis();
+        let fetches = worker.keystore.borrow_mut().poll(now, &HostShared);
+        for fetch in fetches {
+            self.dispatch(&worker, fetch);
+        }
+        worker.resume_waiting(self.context_id);
+        let tick = if worker.busy() { BUSY_TICK } else { IDLE_TICK };
+        if tick != self.tick {
+            self.set_tick_period(tick);
+            self.tick = tick;
+        }
+    }
+
+    fn dispatch(&mut self, worker: &Worker, fetch: Fetch) {
+        let headers = vec![
+            (":method", "GET"),
+            (":path", fetch.path.as_str()),
+            (":authority", fetch.authority.as_str()),
+            ("accept", "application/json"),
+            ("user-agent", "warden"),
+        ];
+        match self.dispatch_http_call(&fetch.cluster, headers, None, vec![], fetch.timeout) {
+            Ok(token) => {
+                self.calls.insert(token, fetch.id);
+            }
+            Err(status) => {
+                let reason = format!(
+                    "cannot send the request through cluster {:?} ({status:?}): is that cluster defined?",
+                    fetch.cluster
+                );
+                let issuer = worker.keystore.borrow().issuer(fetch.source).to_string();
+                worker.metrics.jwks_fetch(&issuer, "failure");
+                worker.keystore.borrow_mut().on_dispatch_failed(fetch.id, &reason, abi::now_millis(), &HostShared);
+            }
+        }
     }
 }
 
-impl Context for WardenRoot {}
+impl Context for WardenRoot {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(worker) = self.worker.clone() else { return };
+        let Some(id) = self.calls.remove(&token) else { return };
+        let status = abi::http_call_response_header(":status")
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+        // One byte over the limit is enough for the parser to refuse an oversized document.
+        let body = self.get_http_call_response_body(0, body_size.min(MAX_JWKS_BYTES + 1)).unwrap_or_default();
+        let source = worker.keystore.borrow().fetch_source(id);
+        let progress = worker.keystore.borrow_mut().on_response(id, status, &body, abi::now_millis(), &HostShared);
+        if let Some(source) = source {
+            let issuer = worker.keystore.borrow().issuer(source).to_string();
+            match &progress {
+                Progress::Stored => worker.metrics.jwks_fetch(&issuer, "success"),
+                Progress::Failed => worker.metrics.jwks_fetch(&issuer, "failure"),
+                Progress::FollowUp(_) | Progress::Unknown => {}
+            }
+        }
+        if let Progress::FollowUp(fetch) = progress {
+            self.dispatch(&worker, fetch);
+        }
+        self.poll();
+    }
+}
 
 impl RootContext for WardenRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let result = enforcer::parse_plugin_config(&bytes)
-            .and_then(|config| Enforcer::new(&config, node_workload()));
+        let result = enforcer::parse_plugin_config(&bytes).and_then(|config| Enforcer::new(&config, node_workload()));
         match result {
             Ok(enforcer) => {
+                let needs = enforcer.needs();
                 log::info!(
-                    "warden: configured for workload {} with {} resources",
+                    "warden: configured for workload {} {:?}: {} resources, {} applied policies, {} JWT rules; reads peer={} addresses={} port={} sni={}",
                     enforcer.workload().namespace,
-                    enforcer.resource_count()
+                    enforcer.workload().labels,
+                    enforcer.resource_count(),
+                    enforcer.authz().policies().len(),
+                    enforcer.authn().len(),
+                    needs.peer,
+                    needs.source_ip || needs.remote_ip || needs.destination_ip,
+                    needs.destination_port,
+                    needs.sni,
                 );
-                self.enforcer = Some(Rc::new(enforcer));
+                self.worker = Some(Rc::new(Worker::new(enforcer)));
+                self.poll();
                 true
             }
             Err(errors) => {
@@ -45,8 +130,12 @@ impl RootContext for WardenRoot {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(WardenHttp::new(self.enforcer.clone())))
+    fn on_tick(&mut self) {
+        self.poll();
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(WardenHttp::new(context_id, self.worker.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -56,7 +145,7 @@ impl RootContext for WardenRoot {
 
 /// The workload as Istio's sidecars describe it in the node metadata.
 fn node_workload() -> Option<Workload> {
-    let namespace = abi::bytes_property(&["xds", "node", "metadata", "NAMESPACE"])?;
+    let namespace = abi::property(&["xds", "node", "metadata", "NAMESPACE"])?;
     let namespace = String::from_utf8(namespace).ok().filter(|ns| !ns.is_empty())?;
     let labels = abi::map_property(&["xds", "node", "metadata", "LABELS"]).unwrap_or_default();
     Some(Workload { namespace, labels: labels.into_iter().collect() })
