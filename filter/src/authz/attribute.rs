@@ -1,0 +1,194 @@
+//! `when` condition keys, as Istio parses them.
+//!
+//! The list is Istio's (`pilot/pkg/security/authz/model/model.go`, validated by
+//! `pkg/config/security/security.go` `ValidateAttribute`; documented at
+//! <https://istio.io/latest/docs/reference/config/security/conditions/>). Unknown and removed
+//! keys are errors. Map keys are parsed with Istio's own bracket rules
+//! (`pilot/pkg/security/authz/model/util.go` `extractNameInBrackets`,
+//! `extractNameInNestedBrackets`); where Istio's validation would accept a key its generator
+//! then fails on (so that the rule is silently dropped), Warden refuses the key instead.
+
+use super::PolicyProblem;
+
+/// The attribute a `when` condition reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Attribute {
+    /// `request.headers[<name>]`; the name is lower-cased (Envoy header names are).
+    RequestHeader(Box<[u8]>),
+    /// `source.ip`: the direct peer address.
+    SourceIp,
+    /// `remote.ip`: the original client address.
+    RemoteIp,
+    /// `source.namespace` (mTLS).
+    SourceNamespace,
+    /// `source.serviceAccount` (mTLS).
+    SourceServiceAccount,
+    /// `source.principal` (mTLS).
+    SourcePrincipal,
+    /// `source.trustDomain` (mTLS).
+    SourceTrustDomain,
+    /// `request.auth.principal`.
+    RequestPrincipal,
+    /// `request.auth.audiences`: the `aud` claim.
+    RequestAudiences,
+    /// `request.auth.presenter`: the `azp` claim.
+    RequestPresenter,
+    /// `request.auth.claims[a][b]…`: the path into the payload.
+    RequestClaim(Box<[String]>),
+    /// `destination.ip`.
+    DestinationIp,
+    /// `destination.port`.
+    DestinationPort,
+    /// `connection.sni`.
+    ConnectionSni,
+}
+
+const HEADERS: &str = "request.headers";
+const CLAIMS: &str = "request.auth.claims";
+
+impl Attribute {
+    /// Parses a `when` key.
+    pub(crate) fn parse(key: &str) -> Result<Attribute, PolicyProblem> {
+        let attribute = match key {
+            "source.ip" => Attribute::SourceIp,
+            "remote.ip" => Attribute::RemoteIp,
+            "source.namespace" => Attribute::SourceNamespace,
+            "source.serviceAccount" => Attribute::SourceServiceAccount,
+            "source.principal" => Attribute::SourcePrincipal,
+            "source.trustDomain" => Attribute::SourceTrustDomain,
+            "request.auth.principal" => Attribute::RequestPrincipal,
+            "request.auth.audiences" => Attribute::RequestAudiences,
+            "request.auth.presenter" => Attribute::RequestPresenter,
+            "destination.ip" => Attribute::DestinationIp,
+            "destination.port" => Attribute::DestinationPort,
+            "connection.sni" => Attribute::ConnectionSni,
+            "destination.namespace" => {
+                return Err(removed(key, "it is replaced by the policy's metadata.namespace"))
+            }
+            "destination.name" | "destination.user" => {
+                return Err(removed(key, "it was only supported in v1alpha1"))
+            }
+            _ if key.starts_with("destination.labels") => {
+                return Err(removed(key, "it is replaced by the workload selector"))
+            }
+            _ if key.starts_with("experimental.envoy.filters.") => {
+                return Err(PolicyProblem::UnsupportedKey(key.to_string()))
+            }
+            _ if key.starts_with(HEADERS) => {
+                let name = single_bracket(key.get(HEADERS.len()..).unwrap_or_default())
+                    .filter(|name| !name.is_empty())
+                    .ok_or_else(|| PolicyProblem::MalformedKey {
+                        key: key.to_string(),
+                        expected: "request.headers[<header-name>]",
+                    })?;
+                Attribute::RequestHeader(name.to_ascii_lowercase().into_bytes().into())
+            }
+            _ if key.starts_with(CLAIMS) => {
+                let path = nested_brackets(key.get(CLAIMS.len()..).unwrap_or_default())
+                    .filter(|path| !path.is_empty() && path.iter().all(|k| !k.is_empty()))
+                    .ok_or_else(|| PolicyProblem::MalformedKey {
+                        key: key.to_string(),
+                        expected: "request.auth.claims[<claim>] or request.auth.claims[<claim>][<nested>]…",
+                    })?;
+                Attribute::RequestClaim(path.into())
+            }
+            _ => return Err(PolicyProblem::UnknownKey(key.to_string())),
+        };
+        Ok(attribute)
+    }
+}
+
+fn removed(key: &str, hint: &'static str) -> PolicyProblem {
+    PolicyProblem::RemovedKey { key: key.to_string(), hint }
+}
+
+/// `[name]` → `name` (Istio `extractNameInBrackets`).
+fn single_bracket(s: &str) -> Option<String> {
+    s.strip_prefix('[')?.strip_suffix(']').map(str::to_string)
+}
+
+/// `[a][b.c]` → `["a", "b.c"]` (Istio `extractNameInNestedBrackets`): each `[...]` without an
+/// inner `[` is one key; anything else falls back to a single `[...]`.
+fn nested_brackets(s: &str) -> Option<Vec<String>> {
+    let bytes = s.as_bytes();
+    let end_of = |begin: usize| -> Option<usize> {
+        if bytes.get(begin) != Some(&b'[') {
+            return None;
+        }
+        for (i, &b) in bytes.iter().enumerate().skip(begin + 1) {
+            match b {
+                b'[' => return None,
+                b']' => return Some(i),
+                _ => {}
+            }
+        }
+        None
+    };
+    let mut keys = Vec::new();
+    let mut begin = 0;
+    while begin < bytes.len() {
+        match end_of(begin) {
+            Some(end) => {
+                keys.push(s.get(begin + 1..end)?.to_string());
+                begin = end + 1;
+            }
+            None => return single_bracket(s).map(|key| vec![key]),
+        }
+    }
+    Some(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn headers_are_lower_cased() {
+        assert_eq!(
+            Attribute::parse("request.headers[X-Token]"),
+            Ok(Attribute::RequestHeader(b"x-token".to_vec().into()))
+        );
+    }
+
+    #[test]
+    fn claims_nest_with_brackets_only() {
+        let path = |key: &str| match Attribute::parse(key) {
+            Ok(Attribute::RequestClaim(path)) => path.to_vec(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(path("request.auth.claims[groups]"), vec!["groups"]);
+        assert_eq!(path("request.auth.claims[a][b]"), vec!["a", "b"]);
+        assert_eq!(path("request.auth.claims[a.b]"), vec!["a.b"]);
+        assert_eq!(path("request.auth.claims[foo.com/name]"), vec!["foo.com/name"]);
+        assert_eq!(path("request.auth.claims[a[b]]"), vec!["a[b]"]);
+    }
+
+    #[test]
+    fn malformed_and_unknown_keys_are_refused() {
+        for key in [
+            "request.headers",
+            "request.headers[]",
+            "request.headersX[a]",
+            "request.auth.claims",
+            "request.auth.claims[]",
+            "request.auth.claims[a]x",
+            "request.auth.claims[a][]",
+        ] {
+            assert!(
+                matches!(Attribute::parse(key), Err(PolicyProblem::MalformedKey { .. })),
+                "{key}"
+            );
+        }
+        assert!(matches!(Attribute::parse("source.foo"), Err(PolicyProblem::UnknownKey(_))));
+        assert!(matches!(
+            Attribute::parse("destination.labels[app]"),
+            Err(PolicyProblem::RemovedKey { .. })
+        ));
+        assert!(matches!(
+            Attribute::parse("experimental.envoy.filters.a[b]"),
+            Err(PolicyProblem::UnsupportedKey(_))
+        ));
+    }
+}

@@ -1,0 +1,841 @@
+//! Step two: one `AuthorizationPolicy` object, validated into the domain model.
+//!
+//! Validation follows Istio's webhook (`pkg/config/validation/validation.go`
+//! `ValidateAuthorizationPolicy`, `pkg/config/security/security.go`) and, where Istio would
+//! accept a value that its generator or Envoy then rejects (so that a rule is silently dropped,
+//! or the whole listener update refused), refuses the value with an error instead. Every error
+//! names the policy and the field, and all errors are reported at once.
+//!
+//! Each value is parsed into the matcher Istio would generate, so nothing is parsed per request.
+
+use super::attribute::Attribute;
+use super::matcher::{parse_port, Cidr, Pattern};
+use super::path_template::{is_template, PathTemplate};
+use super::principal::{
+    check_service_account, check_trust_domain, namespace_pattern, principal_patterns,
+    service_account_pattern, trust_domain_patterns, PeerPattern, RequestPrincipalPattern,
+};
+use super::{Mesh, PolicyProblem};
+use crate::config::istio::{
+    Action, AuthorizationPolicySpec, Condition, Operation, Source, WorkloadSelector,
+};
+use crate::config::{
+    scope, ConfigError, Object, ObjectRef, Problem, Workload, KIND_AUTHORIZATION_POLICY,
+};
+
+/// The annotation that makes a policy report instead of enforce.
+pub(crate) const DRY_RUN_ANNOTATION: &str = "istio.io/dry-run";
+
+/// A validated AuthorizationPolicy (domain model). Validation happens for every policy in the
+/// configuration, whichever workload it selects: a broken policy refuses the whole config.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) object: ObjectRef,
+    pub(crate) action: Action,
+    pub(crate) dry_run: bool,
+    pub(crate) selector: Option<WorkloadSelector>,
+    /// In the mesh's root namespace when validated (for `lint`; scope uses the mesh given to
+    /// [`Policy::applies_to`]).
+    pub(crate) mesh_wide: bool,
+    pub(crate) rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// The policy's kind, namespace and name.
+    pub fn object_ref(&self) -> &ObjectRef {
+        &self.object
+    }
+
+    /// ALLOW, DENY or AUDIT (CUSTOM never validates).
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// Whether `istio.io/dry-run` makes the policy report instead of enforce.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The number of rules (`spec.rules`); zero means the policy never matches.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether the policy applies to `workload`: same namespace or the root namespace, and the
+    /// selector's labels all carried by the workload.
+    pub fn applies_to(&self, workload: &Workload, mesh: &Mesh) -> bool {
+        scope::selects(
+            &self.object.namespace,
+            self.selector.as_ref(),
+            workload,
+            &mesh.root_namespace,
+        )
+    }
+}
+
+/// One rule: (any `from`) AND (any `to`) AND (all `when`). `None` is an omitted part (matches).
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub(crate) from: Option<Vec<Vec<Check>>>,
+    pub(crate) to: Option<Vec<Vec<Check>>>,
+    pub(crate) when: Vec<Check>,
+}
+
+impl Rule {
+    /// Every check of the rule, wherever it sits.
+    pub(crate) fn checks(&self) -> impl Iterator<Item = &Check> {
+        let sides = self.from.iter().chain(self.to.iter()).flatten().flatten();
+        sides.chain(self.when.iter())
+    }
+}
+
+/// One field of a source or operation, or one half (`values`/`notValues`) of a condition:
+/// matches if any value matches (or, negated, if none does).
+#[derive(Debug, Clone)]
+pub(crate) struct Check {
+    /// Where it is written, e.g. `spec.rules[0].from[1].source.principals`.
+    pub(crate) field: Box<str>,
+    /// The attribute as the user names it: `principals`, `request.headers[x-token]`.
+    pub(crate) key: Box<str>,
+    /// The values as written.
+    pub(crate) values: Box<[String]>,
+    /// `notX` / `notValues`.
+    pub(crate) negated: bool,
+    pub(crate) test: Test,
+}
+
+/// What a check reads and how each value matches.
+#[derive(Debug, Clone)]
+pub(crate) enum Test {
+    /// The peer certificate (principals, namespaces, service accounts, trust domains).
+    Peer(Box<[PeerPattern]>),
+    SourceIp(Box<[Cidr]>),
+    RemoteIp(Box<[Cidr]>),
+    DestinationIp(Box<[Cidr]>),
+    DestinationPort(Box<[u16]>),
+    Sni(Box<[Pattern]>),
+    /// `:authority`, case-insensitive (patterns lower-case).
+    Host(Box<[Pattern]>),
+    Method(Box<[Pattern]>),
+    /// The path without query and fragment.
+    Path(Box<[PathPattern]>),
+    Header {
+        name: Box<[u8]>,
+        patterns: Box<[Pattern]>,
+    },
+    RequestPrincipal(Box<[RequestPrincipalPattern]>),
+    /// A JWT claim (audiences are `aud`, the presenter `azp`): a string, or a list containing one.
+    Claim {
+        path: Box<[String]>,
+        patterns: Box<[Pattern]>,
+    },
+}
+
+/// One `paths` value.
+#[derive(Debug, Clone)]
+pub(crate) enum PathPattern {
+    Value(Pattern),
+    Template(PathTemplate),
+}
+
+/// Validates one `AuthorizationPolicy` into a [`Policy`], or returns every error it has.
+pub fn validate(
+    object: &Object<AuthorizationPolicySpec>,
+    mesh: &Mesh,
+) -> Result<Policy, Vec<ConfigError>> {
+    let at = object.object_ref(KIND_AUTHORIZATION_POLICY);
+    let spec = &object.spec;
+    let mut v =
+        Validator { at: &at, mesh, namespace: &object.metadata.namespace, errors: Vec::new() };
+
+    if spec.target_ref.is_some() {
+        v.error("spec.targetRef", PolicyProblem::TargetRefs);
+    }
+    if !spec.target_refs.is_empty() {
+        v.error("spec.targetRefs", PolicyProblem::TargetRefs);
+    }
+    if spec.action == Action::Custom {
+        v.error("spec.action", PolicyProblem::Custom);
+    } else if spec.provider.is_some() {
+        v.error("spec.provider", PolicyProblem::ProviderWithoutCustom(spec.action.as_str()));
+    }
+    if spec.action == Action::Deny && spec.rules.is_empty() {
+        v.error("spec.rules", PolicyProblem::DenyWithoutRules);
+    }
+
+    let dry_run_field = format!("metadata.annotations[{DRY_RUN_ANNOTATION}]");
+    let dry_run = match object.metadata.annotations.get(DRY_RUN_ANNOTATION) {
+        None => false,
+        Some(value) => {
+            if !matches!(spec.action, Action::Allow | Action::Deny) {
+                v.error(&dry_run_field, PolicyProblem::DryRunAction(spec.action.as_str()));
+            }
+            parse_go_bool(value).unwrap_or_else(|| {
+                v.error(&dry_run_field, PolicyProblem::DryRunValue(value.clone()));
+                false
+            })
+        }
+    };
+
+    let rules: Vec<Rule> = spec
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let base = format!("spec.rules[{i}]");
+            let from = rule.from.as_ref().map(|from| {
+                if from.is_empty() {
+                    v.error(format!("{base}.from"), PolicyProblem::EmptyList);
+                }
+                from.iter()
+                    .enumerate()
+                    .map(|(j, entry)| {
+                        let field = format!("{base}.from[{j}].source");
+                        match &entry.source {
+                            Some(source) => v.source(&field, source),
+                            None => {
+                                v.error(field, PolicyProblem::MissingEntry);
+                                Vec::new()
+                            }
+                        }
+                    })
+                    .collect()
+            });
+            let to = rule.to.as_ref().map(|to| {
+                if to.is_empty() {
+                    v.error(format!("{base}.to"), PolicyProblem::EmptyList);
+                }
+                to.iter()
+                    .enumerate()
+                    .map(|(j, entry)| {
+                        let field = format!("{base}.to[{j}].operation");
+                        match &entry.operation {
+                            Some(operation) => v.operation(&field, operation),
+                            None => {
+                                v.error(field, PolicyProblem::MissingEntry);
+                                Vec::new()
+                            }
+                        }
+                    })
+                    .collect()
+            });
+            let mut when = Vec::new();
+            if let Some(conditions) = &rule.when {
+                if conditions.is_empty() {
+                    v.error(format!("{base}.when"), PolicyProblem::EmptyList);
+                }
+                for (j, condition) in conditions.iter().enumerate() {
+                    v.condition(&format!("{base}.when[{j}]"), condition, &mut when);
+                }
+            }
+            Rule { from, to, when }
+        })
+        .collect();
+
+    if !v.errors.is_empty() {
+        return Err(v.errors);
+    }
+    Ok(Policy {
+        mesh_wide: object.metadata.namespace == mesh.root_namespace,
+        object: at,
+        action: spec.action,
+        dry_run,
+        selector: spec.selector.clone(),
+        rules,
+    })
+}
+
+/// Go's `strconv.ParseBool`, which Istio uses for `istio.io/dry-run`.
+fn parse_go_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// How one value of a field becomes matchers (arguments: the validator, the value's field path,
+/// the value); `None` when it is invalid and the error has been recorded.
+type ParseValue<V, T> = dyn Fn(&mut V, &str, &str) -> Option<Vec<T>>;
+
+struct Validator<'a> {
+    at: &'a ObjectRef,
+    mesh: &'a Mesh,
+    namespace: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, field: impl Into<String>, problem: PolicyProblem) {
+        self.errors.push(ConfigError::at(self.at, field, Problem::Authz(problem)));
+    }
+
+    /// The values of a list field, or `None` if it is absent. An empty list and empty values
+    /// are errors.
+    fn values<'v>(&mut self, field: &str, values: Option<&'v Vec<String>>) -> Option<&'v [String]> {
+        let values = values?;
+        if values.is_empty() {
+            self.error(field, PolicyProblem::EmptyList);
+        }
+        for (i, value) in values.iter().enumerate() {
+            if value.is_empty() {
+                self.error(format!("{field}[{i}]"), PolicyProblem::EmptyValue);
+            }
+        }
+        Some(values)
+    }
+
+    /// One field (positive or `not`) compiled into a check, appended to `checks`.
+    #[allow(clippy::too_many_arguments)]
+    fn field<T>(
+        &mut self,
+        checks: &mut Vec<Check>,
+        field: String,
+        key: &str,
+        negated: bool,
+        values: Option<&Vec<String>>,
+        parse: &ParseValue<Self, T>,
+        test: fn(Box<[T]>) -> Test,
+    ) {
+        let Some(values) = self.values(&field, values) else { return };
+        let mut compiled = Vec::new();
+        for (i, value) in values.iter().enumerate().filter(|(_, value)| !value.is_empty()) {
+            if let Some(parsed) = parse(self, &format!("{field}[{i}]"), value) {
+                compiled.extend(parsed);
+            }
+        }
+        checks.push(Check {
+            field: field.into(),
+            key: key.into(),
+            values: values.into(),
+            negated,
+            test: test(compiled.into()),
+        });
+    }
+
+    fn source(&mut self, base: &str, source: &Source) -> Vec<Check> {
+        let fields = [
+            &source.principals,
+            &source.not_principals,
+            &source.request_principals,
+            &source.not_request_principals,
+            &source.namespaces,
+            &source.not_namespaces,
+            &source.service_accounts,
+            &source.not_service_accounts,
+            &source.trust_domains,
+            &source.not_trust_domains,
+            &source.ip_blocks,
+            &source.not_ip_blocks,
+            &source.remote_ip_blocks,
+            &source.not_remote_ip_blocks,
+        ];
+        if fields.iter().all(|field| field.is_none()) {
+            self.error(base, PolicyProblem::EmptySource);
+        }
+        let identity_fields = [
+            &source.principals,
+            &source.not_principals,
+            &source.namespaces,
+            &source.not_namespaces,
+        ];
+        if identity_fields.iter().any(|f| f.is_some())
+            && (source.service_accounts.is_some() || source.not_service_accounts.is_some())
+        {
+            self.error(
+                format!("{base}.serviceAccounts"),
+                PolicyProblem::ServiceAccountsWithPrincipals,
+            );
+        }
+
+        let mut checks = Vec::new();
+        for (negated, name, values) in [
+            (false, "principals", &source.principals),
+            (true, "notPrincipals", &source.not_principals),
+        ] {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::principal,
+                Test::Peer,
+            );
+        }
+        for (negated, name, values) in [
+            (false, "requestPrincipals", &source.request_principals),
+            (true, "notRequestPrincipals", &source.not_request_principals),
+        ] {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::request_principal,
+                Test::RequestPrincipal,
+            );
+        }
+        for (negated, name, values) in [
+            (false, "namespaces", &source.namespaces),
+            (true, "notNamespaces", &source.not_namespaces),
+        ] {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::namespace,
+                Test::Peer,
+            );
+        }
+        for (negated, name, values) in [
+            (false, "serviceAccounts", &source.service_accounts),
+            (true, "notServiceAccounts", &source.not_service_accounts),
+        ] {
+            self.service_account_count(&format!("{base}.{name}"), values.as_ref());
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::service_account,
+                Test::Peer,
+            );
+        }
+        for (negated, name, values) in [
+            (false, "trustDomains", &source.trust_domains),
+            (true, "notTrustDomains", &source.not_trust_domains),
+        ] {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::trust_domain,
+                Test::Peer,
+            );
+        }
+        for (negated, name, values) in
+            [(false, "ipBlocks", &source.ip_blocks), (true, "notIpBlocks", &source.not_ip_blocks)]
+        {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::cidr,
+                Test::SourceIp,
+            );
+        }
+        for (negated, name, values) in [
+            (false, "remoteIpBlocks", &source.remote_ip_blocks),
+            (true, "notRemoteIpBlocks", &source.not_remote_ip_blocks),
+        ] {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::cidr,
+                Test::RemoteIp,
+            );
+        }
+        checks
+    }
+
+    fn operation(&mut self, base: &str, operation: &Operation) -> Vec<Check> {
+        let fields = [
+            &operation.hosts,
+            &operation.not_hosts,
+            &operation.ports,
+            &operation.not_ports,
+            &operation.methods,
+            &operation.not_methods,
+            &operation.paths,
+            &operation.not_paths,
+        ];
+        if fields.iter().all(|field| field.is_none()) {
+            self.error(base, PolicyProblem::EmptyOperation);
+        }
+        let mut checks = Vec::new();
+        for (negated, name, values) in
+            [(false, "hosts", &operation.hosts), (true, "notHosts", &operation.not_hosts)]
+        {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &|_, _, v| Some(vec![Pattern::host(v)]),
+                Test::Host,
+            );
+        }
+        for (negated, name, values) in
+            [(false, "ports", &operation.ports), (true, "notPorts", &operation.not_ports)]
+        {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::port,
+                Test::DestinationPort,
+            );
+        }
+        for (negated, name, values) in
+            [(false, "methods", &operation.methods), (true, "notMethods", &operation.not_methods)]
+        {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &|_, _, v| Some(vec![Pattern::header(v)]),
+                Test::Method,
+            );
+        }
+        for (negated, name, values) in
+            [(false, "paths", &operation.paths), (true, "notPaths", &operation.not_paths)]
+        {
+            self.field(
+                &mut checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                &Self::path,
+                Test::Path,
+            );
+        }
+        checks
+    }
+
+    fn condition(&mut self, base: &str, condition: &Condition, checks: &mut Vec<Check>) {
+        if condition.key.is_empty() {
+            self.error(format!("{base}.key"), PolicyProblem::MissingEntry);
+            return;
+        }
+        if condition.values.is_none() && condition.not_values.is_none() {
+            self.error(base, PolicyProblem::ConditionWithoutValues);
+        }
+        let attribute = match Attribute::parse(&condition.key) {
+            Ok(attribute) => attribute,
+            Err(problem) => {
+                self.error(format!("{base}.key"), problem);
+                return;
+            }
+        };
+        let key = condition.key.as_str();
+        for (negated, name, values) in
+            [(false, "values", &condition.values), (true, "notValues", &condition.not_values)]
+        {
+            let field = format!("{base}.{name}");
+            let values = values.as_ref();
+            match &attribute {
+                Attribute::RequestHeader(header) => {
+                    let header = header.clone();
+                    let Some(list) = self.values(&field, values) else { continue };
+                    let patterns =
+                        list.iter().filter(|v| !v.is_empty()).map(|v| Pattern::header(v));
+                    checks.push(Check {
+                        field: field.into(),
+                        key: key.into(),
+                        values: list.into(),
+                        negated,
+                        test: Test::Header { name: header, patterns: patterns.collect() },
+                    });
+                }
+                Attribute::RequestClaim(path) => {
+                    self.claim(checks, field, key, negated, values, path.clone());
+                }
+                Attribute::RequestAudiences => {
+                    self.claim(checks, field, key, negated, values, ["aud".to_string()].into());
+                }
+                Attribute::RequestPresenter => {
+                    self.claim(checks, field, key, negated, values, ["azp".to_string()].into());
+                }
+                Attribute::SourceIp => {
+                    self.field(checks, field, key, negated, values, &Self::cidr, Test::SourceIp)
+                }
+                Attribute::RemoteIp => {
+                    self.field(checks, field, key, negated, values, &Self::cidr, Test::RemoteIp)
+                }
+                Attribute::DestinationIp => self.field(
+                    checks,
+                    field,
+                    key,
+                    negated,
+                    values,
+                    &Self::cidr,
+                    Test::DestinationIp,
+                ),
+                Attribute::DestinationPort => self.field(
+                    checks,
+                    field,
+                    key,
+                    negated,
+                    values,
+                    &Self::port,
+                    Test::DestinationPort,
+                ),
+                Attribute::ConnectionSni => self.field(
+                    checks,
+                    field,
+                    key,
+                    negated,
+                    values,
+                    &|_, _, v| Some(vec![Pattern::string(v)]),
+                    Test::Sni,
+                ),
+                Attribute::SourcePrincipal => {
+                    self.field(checks, field, key, negated, values, &Self::principal, Test::Peer)
+                }
+                Attribute::SourceNamespace => {
+                    self.field(checks, field, key, negated, values, &Self::namespace, Test::Peer)
+                }
+                Attribute::SourceServiceAccount => {
+                    self.service_account_count(&field, values);
+                    self.field(
+                        checks,
+                        field,
+                        key,
+                        negated,
+                        values,
+                        &Self::service_account,
+                        Test::Peer,
+                    )
+                }
+                Attribute::SourceTrustDomain => {
+                    self.field(checks, field, key, negated, values, &Self::trust_domain, Test::Peer)
+                }
+                Attribute::RequestPrincipal => self.field(
+                    checks,
+                    field,
+                    key,
+                    negated,
+                    values,
+                    &Self::request_principal,
+                    Test::RequestPrincipal,
+                ),
+            }
+        }
+    }
+
+    fn claim(
+        &mut self,
+        checks: &mut Vec<Check>,
+        field: String,
+        key: &str,
+        negated: bool,
+        values: Option<&Vec<String>>,
+        path: Box<[String]>,
+    ) {
+        let Some(list) = self.values(&field, values) else { return };
+        let patterns = list.iter().filter(|v| !v.is_empty()).map(|v| Pattern::string(v));
+        checks.push(Check {
+            field: field.into(),
+            key: key.into(),
+            values: list.into(),
+            negated,
+            test: Test::Claim { path, patterns: patterns.collect() },
+        });
+    }
+
+    fn service_account_count(&mut self, field: &str, values: Option<&Vec<String>>) {
+        if values.is_some_and(|values| values.len() > 16) {
+            self.error(field, PolicyProblem::TooManyServiceAccounts);
+        }
+    }
+
+    fn principal(&mut self, _: &str, value: &str) -> Option<Vec<PeerPattern>> {
+        Some(principal_patterns(value, self.mesh))
+    }
+
+    fn request_principal(&mut self, _: &str, value: &str) -> Option<Vec<RequestPrincipalPattern>> {
+        Some(vec![RequestPrincipalPattern::parse(value)])
+    }
+
+    fn no_control_characters(&mut self, field: &str, value: &str) -> Option<()> {
+        if value.chars().any(char::is_control) {
+            self.error(field, PolicyProblem::ControlCharacter(value.to_string()));
+            return None;
+        }
+        Some(())
+    }
+
+    fn namespace(&mut self, field: &str, value: &str) -> Option<Vec<PeerPattern>> {
+        self.no_control_characters(field, value)?;
+        Some(vec![namespace_pattern(value)])
+    }
+
+    fn service_account(&mut self, field: &str, value: &str) -> Option<Vec<PeerPattern>> {
+        if let Err(reason) = check_service_account(value) {
+            self.error(field, PolicyProblem::InvalidServiceAccount { value: value.into(), reason });
+            return None;
+        }
+        self.no_control_characters(field, value)?;
+        Some(vec![service_account_pattern(value, self.namespace)])
+    }
+
+    fn trust_domain(&mut self, field: &str, value: &str) -> Option<Vec<PeerPattern>> {
+        if let Err(reason) = check_trust_domain(value) {
+            self.error(field, PolicyProblem::InvalidTrustDomain { value: value.into(), reason });
+            return None;
+        }
+        self.no_control_characters(field, value)?;
+        Some(trust_domain_patterns(value, self.mesh))
+    }
+
+    fn cidr(&mut self, field: &str, value: &str) -> Option<Vec<Cidr>> {
+        match Cidr::parse(value) {
+            Ok(cidr) => Some(vec![cidr]),
+            Err(reason) => {
+                self.error(field, PolicyProblem::InvalidIp { value: value.into(), reason });
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, field: &str, value: &str) -> Option<Vec<u16>> {
+        match parse_port(value) {
+            Some(port) => Some(vec![port]),
+            None => {
+                self.error(field, PolicyProblem::InvalidPort(value.into()));
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, field: &str, value: &str) -> Option<Vec<PathPattern>> {
+        let parsed = if is_template(value) {
+            PathTemplate::parse(value).map(PathPattern::Template)
+        } else if value.contains('{') || value.contains('}') {
+            // Istio's CheckValidPathTemplate refuses braces outside {*} and {**}.
+            Err("'{' and '}' are only allowed as whole segments {*} and {**}".to_string())
+        } else {
+            Ok(PathPattern::Value(Pattern::string(value)))
+        };
+        match parsed {
+            Ok(pattern) => Some(vec![pattern]),
+            Err(reason) => {
+                self.error(
+                    field,
+                    PolicyProblem::InvalidPathTemplate { path: value.into(), reason },
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::istio::{Rule as RuleSpec, RuleFrom, RuleTo};
+    use crate::config::ObjectMeta;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn object(spec: AuthorizationPolicySpec) -> Object<AuthorizationPolicySpec> {
+        Object {
+            metadata: ObjectMeta { name: "p".into(), namespace: "ns".into(), ..Default::default() },
+            spec,
+        }
+    }
+
+    fn errors(spec: AuthorizationPolicySpec) -> Vec<(String, PolicyProblem)> {
+        validate(&object(spec), &Mesh::default())
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| match e.problem {
+                Problem::Authz(p) => (e.field, p),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn empty_spec_is_a_valid_allow_nothing() {
+        let policy =
+            validate(&object(AuthorizationPolicySpec::default()), &Mesh::default()).unwrap();
+        assert_eq!(policy.action(), Action::Allow);
+        assert_eq!(policy.rule_count(), 0);
+    }
+
+    #[test]
+    fn deny_without_rules_is_refused() {
+        let spec = AuthorizationPolicySpec { action: Action::Deny, ..Default::default() };
+        assert_eq!(errors(spec), vec![("spec.rules".to_string(), PolicyProblem::DenyWithoutRules)]);
+    }
+
+    #[test]
+    fn empty_lists_and_sources_are_refused() {
+        let spec = AuthorizationPolicySpec {
+            rules: vec![RuleSpec {
+                from: Some(vec![RuleFrom { source: Some(Source::default()) }]),
+                to: Some(vec![]),
+                when: None,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            errors(spec),
+            vec![
+                ("spec.rules[0].from[0].source".to_string(), PolicyProblem::EmptySource),
+                ("spec.rules[0].to".to_string(), PolicyProblem::EmptyList),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_index() {
+        let spec = AuthorizationPolicySpec {
+            rules: vec![RuleSpec {
+                from: None,
+                to: Some(vec![RuleTo {
+                    operation: Some(Operation {
+                        ports: Some(vec!["80".into(), "x".into(), "".into()]),
+                        ..Default::default()
+                    }),
+                }]),
+                when: None,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            errors(spec),
+            vec![
+                ("spec.rules[0].to[0].operation.ports[2]".to_string(), PolicyProblem::EmptyValue),
+                (
+                    "spec.rules[0].to[0].operation.ports[1]".to_string(),
+                    PolicyProblem::InvalidPort("x".into())
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn dry_run_parses_as_go_bool() {
+        for (value, expected) in
+            [("true", true), ("T", true), ("1", true), ("False", false), ("0", false)]
+        {
+            let mut o = object(AuthorizationPolicySpec::default());
+            o.metadata.annotations.insert(DRY_RUN_ANNOTATION.into(), value.into());
+            assert_eq!(validate(&o, &Mesh::default()).unwrap().dry_run(), expected, "{value}");
+        }
+        let mut o = object(AuthorizationPolicySpec::default());
+        o.metadata.annotations.insert(DRY_RUN_ANNOTATION.into(), "yes".into());
+        assert!(validate(&o, &Mesh::default()).is_err());
+    }
+}
