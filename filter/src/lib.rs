@@ -30,7 +30,9 @@
 //! - [`config`]: the serde schema of Istio's resources and of the plugin configuration.
 //! - [`authz`]: compile `AuthorizationPolicy` objects; decide.
 //! - [`authn`]: extract tokens, keep JWKS, verify, expose claims.
-//! - [`request`]: the request view the core reads.
+//! - [`request`]: the request view the core reads; [`xfcc`]: the peer identity Envoy forwards.
+//! - [`keystore`]: fetched key sets, refreshed and shared between Envoy's worker VMs.
+//! - [`enforcer`]: one workload's compiled configuration; authentication, then authorization.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 #![warn(missing_docs)]
@@ -39,7 +41,9 @@ pub mod authn;
 pub mod authz;
 pub mod config;
 pub mod enforcer;
+pub mod keystore;
 pub mod request;
+pub mod xfcc;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod host;
