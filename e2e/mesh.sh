@@ -7,11 +7,14 @@
 #                            ready (idempotent: run it again and nothing changes)
 #   e2e/mesh.sh stop         stop what start started (by recorded pid only)
 #   e2e/mesh.sh restart
+#   e2e/mesh.sh restart-envoy W  restart one sidecar (frontend, backend or intruder) and wait
+#                            until it is ready again; the rest of the mesh keeps running
 #   e2e/mesh.sh status       each process: pid, running, ready
 #   e2e/mesh.sh generate     build what is missing, make the certificates and
 #                            envoy/generated/warden.yaml (what docker-compose.yaml needs)
-#   e2e/mesh.sh reload       recompile envoy/policies into envoy/generated/warden.yaml; the
-#                            sidecars reload it live (filesystem ECDS)
+#   e2e/mesh.sh reload       recompile envoy/policies (with envoy/settings.yaml) into
+#                            envoy/generated/warden.yaml and warden-wasm-crypto.yaml; the
+#                            sidecars reload them live (filesystem ECDS)
 #   e2e/mesh.sh validate     every Envoy config through `envoy --mode validate`, with the
 #                            generated Warden configuration loaded into each sidecar's node
 #                            (so the module's on_configure runs), the ports check and
@@ -43,6 +46,9 @@ ENVOY_LOG_LEVEL="${ENVOY_LOG_LEVEL:-info}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 WORKLOADS=(frontend backend intruder)
 ECDS=envoy/generated/warden.yaml
+# The same policies with `crypto: wasm`, for backend's BACKEND_INBOUND_WASM_CRYPTO_PORT.
+ECDS_WASM_CRYPTO=envoy/generated/warden-wasm-crypto.yaml
+SETTINGS=envoy/settings.yaml
 
 log() { printf 'mesh: %s\n' "$*" >&2; }
 die() { printf 'mesh: error: %s\n' "$*" >&2; exit 1; }
@@ -73,11 +79,24 @@ build_missing() {
   [ -f "$WARDEN_WASM" ] || die "$WARDEN_WASM was not built"
 }
 
+# compile_ecds MAIN WASM_CRYPTO: Warden's configuration from envoy/policies and envoy/settings.yaml
+# as the two ECDS resources the sidecars load: `warden` (every sidecar) and `warden-wasm-crypto`
+# (the same with `crypto: wasm`, for backend's second inbound port; its own VM id keeps its key
+# store apart). `warden compile -o` writes a sibling and renames it into place: the sidecars
+# watch envoy/generated/ and reload on the rename, never seeing half a file.
+compile_ecds() {
+  local settings="$RUN_DIR/settings-wasm-crypto.yaml"
+  "$WARDEN" compile envoy/policies --settings "$SETTINGS" --format ecds --wasm "$WARDEN_WASM" -o "$1" || return 1
+  # settings.yaml leaves `crypto` at its default; if it ever sets it, the repeated key makes this
+  # YAML invalid and the compile below fails loudly rather than silently testing one path twice.
+  { cat "$SETTINGS"; printf '\ncrypto: wasm\n'; } >"$settings"
+  "$WARDEN" compile envoy/policies --settings "$settings" --format ecds --wasm "$WARDEN_WASM" \
+    --name warden-wasm-crypto --vm-id warden-wasm-crypto -o "$2"
+}
+
 generate() {
   envoy/certs.sh ensure
-  # Written to a sibling and renamed into envoy/generated/: the sidecars watch that directory
-  # and reload on the rename, never seeing half a file.
-  "$WARDEN" compile envoy/policies --format ecds --wasm "$WARDEN_WASM" -o "$ECDS" 2>>"$RUN_DIR/logs/compile.log" ||
+  compile_ecds "$ECDS" "$ECDS_WASM_CRYPTO" 2>>"$RUN_DIR/logs/compile.log" ||
     { cat "$RUN_DIR/logs/compile.log" >&2; die "warden compile failed"; }
 }
 
@@ -132,11 +151,17 @@ start_apps() {
 start_envoys() {
   local w
   for w in "${WORKLOADS[@]}"; do
-    # --disable-hot-restart: several Envoys on one host would otherwise contend for the same
-    # shared-memory region (base id 0).
-    launch "envoy-$w" "$ENVOY" -c "envoy/$w.yaml" --disable-hot-restart \
-      --concurrency "$ENVOY_CONCURRENCY" --log-level "$ENVOY_LOG_LEVEL" --component-log-level wasm:debug
+    launch_envoy "$w"
   done
+}
+
+launch_envoy() {
+  # --disable-hot-restart: several Envoys on one host would otherwise contend for the same
+  # shared-memory region (base id 0). --file-flush-interval-msec: access log lines reach the
+  # log within 200 ms instead of Envoy's default 10 s (for `tail -f`, and the e2e suite reads
+  # them).
+  launch "envoy-$1" "$ENVOY" -c "envoy/$1.yaml" --disable-hot-restart --file-flush-interval-msec 200 \
+    --concurrency "$ENVOY_CONCURRENCY" --log-level "$ENVOY_LOG_LEVEL" --component-log-level wasm:debug
 }
 
 # wait_for NAME URL [GREP]: until URL answers 200 (and its body contains GREP), the process
@@ -161,17 +186,22 @@ wait_for() {
 }
 
 wait_ready() {
-  local w admin
+  local w
   for w in "${WORKLOADS[@]}"; do
     wait_for "app-$w" "http://127.0.0.1:$(port_of "$w" APP_PORT)/ready"
   done
   wait_for issuer "http://127.0.0.1:$ISSUER_PORT/healthz"
-  for w in "${WORKLOADS[@]}"; do
-    admin="http://127.0.0.1:$(port_of "$w" ADMIN_PORT)"
-    wait_for "envoy-$w" "$admin/ready" LIVE
-    # Ready is not enough: the Warden filter must have loaded (and accepted) its configuration,
-    # or every inbound request would fail.
-    wait_for "envoy-$w" "$admin/stats?filter=extension_config_discovery.http_filter.warden.config_reload$" ": [1-9]"
+  for w in "${WORKLOADS[@]}"; do wait_envoy "$w"; done
+}
+
+wait_envoy() {
+  local admin resource
+  admin="http://127.0.0.1:$(port_of "$1" ADMIN_PORT)"
+  wait_for "envoy-$1" "$admin/ready" LIVE
+  # Ready is not enough: each Warden filter must have loaded (and accepted) its configuration,
+  # or every inbound request would fail. The ECDS resources are named after their files.
+  for resource in $(grep -o 'envoy/generated/[a-z-]*\.yaml' "envoy/$1.yaml" | sort -u | xargs -n1 basename | sed 's/\.yaml$//'); do
+    wait_for "envoy-$1" "$admin/stats?filter=extension_config_discovery.http_filter.$resource.config_reload$" ": [1-9]"
   done
 }
 
@@ -240,8 +270,17 @@ cmd_generate() {
 cmd_reload() {
   mkdir -p "$RUN_DIR/logs"
   [ -x "$WARDEN" ] || die "$WARDEN is missing (make cli)"
-  "$WARDEN" compile envoy/policies --format ecds --wasm "$WARDEN_WASM" -o "$ECDS"
-  log "wrote $ECDS; running sidecars reload it"
+  compile_ecds "$ECDS" "$ECDS_WASM_CRYPTO" || die "warden compile failed"
+  log "wrote $ECDS and $ECDS_WASM_CRYPTO; running sidecars reload them"
+}
+
+cmd_restart_envoy() {
+  local w="${1:-}"
+  [[ " ${WORKLOADS[*]} " == *" $w "* && -n "$w" ]] || die "restart-envoy needs one of: ${WORKLOADS[*]}"
+  need "$ENVOY" setsid curl
+  stop_one "envoy-$w"
+  launch_envoy "$w"
+  wait_envoy "$w"
 }
 
 cmd_check_ports() {
@@ -301,7 +340,7 @@ cmd_validate() {
   build_missing
   generate
   cmd_check_ports
-  "$WARDEN" compile envoy/policies --format ecds --wasm "$WARDEN_WASM" -o "$dir/warden.json" 2>/dev/null
+  compile_ecds "$dir/warden.json" "$dir/warden-wasm-crypto.json" 2>/dev/null
   for w in "${WORKLOADS[@]}"; do
     "$ENVOY" --mode validate -c "envoy/$w.yaml" --disable-hot-restart -l warn >"$dir/$w.log" 2>&1 ||
       { cat "$dir/$w.log" >&2; die "envoy/$w.yaml is not valid"; }
@@ -310,6 +349,12 @@ cmd_validate() {
       --config-yaml "$(module_listener "$dir/warden.json")" >"$dir/$w-module.log" 2>&1 ||
       { cat "$dir/$w-module.log" >&2; die "envoy/$w.yaml with $ECDS loaded: the module refused its configuration"; }
     log "envoy/$w.yaml + $ECDS: the module accepted its configuration"
+    if grep -q "$ECDS_WASM_CRYPTO" "envoy/$w.yaml"; then
+      "$ENVOY" --mode validate -c "envoy/$w.yaml" --disable-hot-restart -l warn \
+        --config-yaml "$(module_listener "$dir/warden-wasm-crypto.json")" >"$dir/$w-module-wasm-crypto.log" 2>&1 ||
+        { cat "$dir/$w-module-wasm-crypto.log" >&2; die "envoy/$w.yaml with $ECDS_WASM_CRYPTO loaded: the module refused its configuration"; }
+      log "envoy/$w.yaml + $ECDS_WASM_CRYPTO: the module accepted its configuration"
+    fi
   done
   if command -v docker-compose >/dev/null; then
     docker-compose -f docker-compose.yaml config -q
@@ -389,6 +434,7 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   restart) cmd_stop; cmd_start ;;
+  restart-envoy) cmd_restart_envoy "${2:-}" ;;
   status) cmd_status ;;
   generate) cmd_generate ;;
   reload) cmd_reload ;;
@@ -396,5 +442,5 @@ case "${1:-}" in
   check-ports) cmd_check_ports ;;
   try) cmd_try ;;
   clean) cmd_clean ;;
-  *) die "usage: $0 start | stop | restart | status | generate | reload | try | validate | check-ports | clean" ;;
+  *) die "usage: $0 start | stop | restart | restart-envoy W | status | generate | reload | try | validate | check-ports | clean" ;;
 esac

@@ -18,10 +18,10 @@ use crate::authn::{
     SignatureVerifier, SourceId, TokenCache,
 };
 use crate::authz::{self, Decision, DryRunAllow, Engine, Mesh, Needs, Reason, RuleRef};
+use crate::config::plugin::{DecisionLog, PeerIdentity};
 use crate::config::{
     self, ConfigError, ConfigErrors, Document, PluginConfig, Problem, Resource, Workload,
 };
-use crate::config::plugin::{DecisionLog, PeerIdentity};
 use crate::keystore::FetchSettings;
 use crate::request::{Identity, Request};
 
@@ -133,7 +133,10 @@ impl Enforcer {
     /// one wins over `node_workload`, the one Envoy's node metadata describes). Every policy in
     /// the configuration is validated, whichever workload it selects; every error is reported;
     /// any error refuses the configuration.
-    pub fn new(config: &PluginConfig, node_workload: Option<Workload>) -> Result<Self, ConfigErrors> {
+    pub fn new(
+        config: &PluginConfig,
+        node_workload: Option<Workload>,
+    ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let workload = config.workload.clone().or(node_workload);
         if workload.is_none() {
@@ -172,7 +175,11 @@ impl Enforcer {
             };
             let at = resource.object_ref();
             if !seen.insert(at.clone()) {
-                errors.push(ConfigError::at(&at, "metadata.name", Problem::Duplicate(at.kind.clone())));
+                errors.push(ConfigError::at(
+                    &at,
+                    "metadata.name",
+                    Problem::Duplicate(at.kind.clone()),
+                ));
                 continue;
             }
             match resource {
@@ -229,7 +236,9 @@ impl Enforcer {
         let (identity, headers) = match self.authn.authenticate(request, now, keys, cache, crypto) {
             Outcome::Anonymous { headers } => (None, headers),
             Outcome::Authenticated { identity, headers, .. } => (Some(identity), headers),
-            Outcome::Rejected(failure) => return Verdict::Deny(Deny::unauthenticated(failure, request)),
+            Outcome::Rejected(failure) => {
+                return Verdict::Deny(Deny::unauthenticated(failure, request))
+            }
             Outcome::WaitForKeys { sources } => return Verdict::Wait { sources },
         };
         let decision = self.authz.decide(request, identity.as_deref());
@@ -323,10 +332,12 @@ impl Enforcer {
                 Reason::AllowedBy(rule) => format!("allowed {}", self.authz.rule_id(rule)),
                 _ => "allowed".to_string(),
             },
-            Verdict::Deny(Deny { cause: Cause::Unauthorized(decision), .. }) => match decision.reason {
-                Reason::DeniedBy(rule) => format!("denied {}", self.authz.rule_id(rule)),
-                _ => "denied none".to_string(),
-            },
+            Verdict::Deny(Deny { cause: Cause::Unauthorized(decision), .. }) => {
+                match decision.reason {
+                    Reason::DeniedBy(rule) => format!("denied {}", self.authz.rule_id(rule)),
+                    _ => "denied none".to_string(),
+                }
+            }
             Verdict::Deny(Deny { cause: Cause::Unauthenticated(failure), .. }) => {
                 format!("unauthenticated {}", failure.reason().label())
             }
@@ -381,7 +392,9 @@ impl Enforcer {
     /// Whether nothing applies to this workload: no policy, no JWT rule, no header to strip.
     /// Such a sidecar forwards everything without reading the request.
     pub fn is_passthrough(&self) -> bool {
-        self.authz.policies().is_empty() && self.authn.is_empty() && self.authn.output_headers().is_empty()
+        self.authz.policies().is_empty()
+            && self.authn.is_empty()
+            && self.authn.output_headers().is_empty()
     }
 
     /// How many Istio resources the configuration carries (for the startup log line).
@@ -397,7 +410,10 @@ impl Enforcer {
 
 /// Whether Envoy should answer with a gRPC status (`content-type: application/grpc…`).
 pub fn is_grpc(request: &Request<'_>) -> bool {
-    request.header_values(b"content-type").next().is_some_and(|v| v.starts_with(b"application/grpc"))
+    request
+        .header_values(b"content-type")
+        .next()
+        .is_some_and(|v| v.starts_with(b"application/grpc"))
 }
 
 /// Bytes as log text: printable ASCII kept, anything else escaped, cut at `max` bytes.
@@ -421,6 +437,7 @@ fn printable(bytes: &[u8], max: usize) -> String {
 pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
     let value = config::wire::plugin_configuration(bytes)
         .map_err(|message| ConfigError::plugin("", Problem::Syntax(message)))?;
-    config::deserialize(&value)
-        .map_err(|(path, message)| ConfigErrors::from(ConfigError::plugin(path, Problem::Schema(message))))
+    config::deserialize(&value).map_err(|(path, message)| {
+        ConfigErrors::from(ConfigError::plugin(path, Problem::Schema(message)))
+    })
 }

@@ -168,7 +168,13 @@ impl KeyStore {
                 refetch_wanted: None,
             })
             .collect();
-        KeyStore { sources, settings, clusters, holder, next_fetch_id: holder.wrapping_mul(1_000_003) }
+        KeyStore {
+            sources,
+            settings,
+            clusters,
+            holder,
+            next_fetch_id: holder.wrapping_mul(1_000_003),
+        }
     }
 
     /// Whether any source is waiting for a fetch (the host polls more often meanwhile).
@@ -180,7 +186,9 @@ impl KeyStore {
     /// first fetch has not finished. Requests waiting on it keep waiting meanwhile.
     pub fn waiting_on(&self, source: SourceId) -> bool {
         self.sources.get(source.0).is_some_and(|s| {
-            s.in_flight.is_some() || s.refetch_wanted.is_some() || (s.keys.is_none() && s.failed_at.is_none())
+            s.in_flight.is_some()
+                || s.refetch_wanted.is_some()
+                || (s.keys.is_none() && s.failed_at.is_none())
         })
     }
 
@@ -234,7 +242,13 @@ impl KeyStore {
     }
 
     /// The host could not dispatch a fetch (e.g. an unknown cluster): a failed fetch.
-    pub fn on_dispatch_failed(&mut self, id: u64, reason: &str, now: u64, shared: &dyn SharedStore) {
+    pub fn on_dispatch_failed(
+        &mut self,
+        id: u64,
+        reason: &str,
+        now: u64,
+        shared: &dyn SharedStore,
+    ) {
         if let Some(index) = self.find(id) {
             self.fail(index, now, shared, reason);
         }
@@ -251,11 +265,16 @@ impl KeyStore {
         shared: &dyn SharedStore,
     ) -> Progress {
         let Some(index) = self.find(id) else { return Progress::Unknown };
-        let Some(stage) = self.sources.get(index).and_then(|s| s.in_flight.as_ref()).map(|f| f.stage) else {
+        let Some(stage) =
+            self.sources.get(index).and_then(|s| s.in_flight.as_ref()).map(|f| f.stage)
+        else {
             return Progress::Unknown;
         };
         if status != Some(200) {
-            let status = status.map_or("no answer (timeout or connection failure)".to_string(), |s| format!("HTTP {s}"));
+            let status = status
+                .map_or("no answer (timeout or connection failure)".to_string(), |s| {
+                    format!("HTTP {s}")
+                });
             self.fail(index, now, shared, &status);
             return Progress::Failed;
         }
@@ -268,13 +287,23 @@ impl KeyStore {
                     match self.fetch_for(index, Stage::Jwks) {
                         Some(fetch) => Progress::FollowUp(fetch),
                         None => {
-                            self.fail(index, now, shared, "the discovered jwks_uri is not an http(s) URL");
+                            self.fail(
+                                index,
+                                now,
+                                shared,
+                                "the discovered jwks_uri is not an http(s) URL",
+                            );
                             Progress::Failed
                         }
                     }
                 }
                 Err(error) => {
-                    self.fail(index, now, shared, &format!("invalid OpenID configuration: {error}"));
+                    self.fail(
+                        index,
+                        now,
+                        shared,
+                        &format!("invalid OpenID configuration: {error}"),
+                    );
                     Progress::Failed
                 }
             },
@@ -358,12 +387,23 @@ impl KeyStore {
         })
     }
 
-    fn succeed(&mut self, index: usize, keys: KeySet, body: &[u8], now: u64, shared: &dyn SharedStore) {
+    fn succeed(
+        &mut self,
+        index: usize,
+        keys: KeySet,
+        body: &[u8],
+        now: u64,
+        shared: &dyn SharedStore,
+    ) {
         let Some(source) = self.sources.get_mut(index) else { return };
         let entry_key = format!("warden.jwks.keys|{}", source.name);
         let (current, cas) = shared.get(&entry_key);
-        let generation =
-            current.as_deref().and_then(Entry::decode).map_or(0, |e| e.generation).max(source.generation) + 1;
+        let generation = current
+            .as_deref()
+            .and_then(Entry::decode)
+            .map_or(0, |e| e.generation)
+            .max(source.generation)
+            + 1;
         let entry = Entry {
             generation,
             fetched_at: now,
@@ -373,7 +413,11 @@ impl KeyStore {
         };
         // A lost race means another worker stored a newer document meanwhile: ours is still good.
         let _ = shared.set(&entry_key, &entry.encode(), cas);
-        log::info!("warden: fetched {} keys of {} (generation {generation})", keys.len(), source.remote.issuer);
+        log::info!(
+            "warden: fetched {} keys of {} (generation {generation})",
+            keys.len(),
+            source.remote.issuer
+        );
         source.keys = Some(keys);
         source.fetched_at = now;
         source.generation = generation;
@@ -383,7 +427,8 @@ impl KeyStore {
         source.refetch_wanted = None;
         let lease_key = format!("warden.jwks.lease|{}", source.name);
         let (_, cas) = shared.get(&lease_key);
-        let _ = shared.set(&lease_key, &Lease { holder: self.holder, not_before: now }.encode(), cas);
+        let _ =
+            shared.set(&lease_key, &Lease { holder: self.holder, not_before: now }.encode(), cas);
     }
 
     fn fail(&mut self, index: usize, now: u64, shared: &dyn SharedStore, reason: &str) {
@@ -397,7 +442,11 @@ impl KeyStore {
         log::warn!(
             "warden: fetching the keys of {} failed: {reason}; {}; retrying in {}s",
             source.remote.issuer,
-            if source.keys.is_some() { "keeping the last good keys" } else { "its tokens are refused until a fetch succeeds" },
+            if source.keys.is_some() {
+                "keeping the last good keys"
+            } else {
+                "its tokens are refused until a fetch succeeds"
+            },
             backoff / 1000
         );
         let entry_key = format!("warden.jwks.keys|{}", source.name);
@@ -416,7 +465,11 @@ impl KeyStore {
         }
         let lease_key = format!("warden.jwks.lease|{}", source.name);
         let (_, cas) = shared.get(&lease_key);
-        let _ = shared.set(&lease_key, &Lease { holder: self.holder, not_before: now + backoff }.encode(), cas);
+        let _ = shared.set(
+            &lease_key,
+            &Lease { holder: self.holder, not_before: now + backoff }.encode(),
+            cas,
+        );
     }
 
     /// Adopts a newer shared entry.
@@ -429,7 +482,10 @@ impl KeyStore {
         }
         source.generation = entry.generation;
         source.failed_at = entry.failed_at;
-        if source.refetch_wanted.is_some_and(|asked| entry.failed_at.is_some_and(|failed| failed >= asked)) {
+        if source
+            .refetch_wanted
+            .is_some_and(|asked| entry.failed_at.is_some_and(|failed| failed >= asked))
+        {
             source.refetch_wanted = None;
         }
         if entry.fetched_at > source.fetched_at && !entry.body.is_empty() {
@@ -447,7 +503,10 @@ impl KeyStore {
                 }
                 // Another worker parsed it successfully, so this cannot happen unless the
                 // shared memory is corrupt: keep what we have.
-                Err(error) => log::error!("warden: shared keys of {} unreadable: {error}", source.remote.issuer),
+                Err(error) => log::error!(
+                    "warden: shared keys of {} unreadable: {error}",
+                    source.remote.issuer
+                ),
             }
         }
     }
@@ -584,7 +643,9 @@ mod tests {
 
     fn kids(store: &KeyStore) -> Option<String> {
         match store.keys(SourceId(0)) {
-            Keys::Ready(keys) => Some(format!("{} keys, fingerprint {}", keys.len(), keys.fingerprint())),
+            Keys::Ready(keys) => {
+                Some(format!("{} keys, fingerprint {}", keys.len(), keys.fingerprint()))
+            }
             _ => None,
         }
     }
@@ -599,7 +660,10 @@ mod tests {
         let fetches = a.poll(T0, &shared);
         assert_eq!(fetches.len(), 1);
         assert_eq!(fetches[0].cluster, "outbound|443||idp.example");
-        assert_eq!((fetches[0].authority.as_str(), fetches[0].path.as_str()), ("idp.example", "/keys"));
+        assert_eq!(
+            (fetches[0].authority.as_str(), fetches[0].path.as_str()),
+            ("idp.example", "/keys")
+        );
         // B sees A's lease and does not fetch.
         assert!(b.poll(T0 + 10, &shared).is_empty());
         assert!(matches!(b.keys(SourceId(0)), Keys::Pending));
@@ -635,9 +699,17 @@ mod tests {
         let good = kids(&a);
         let mut t = T0 + 300_000;
         // The identity provider answers garbage, then 503, for an hour.
-        for (i, answer) in [b"<html>oops</html>".as_slice(), b"".as_slice()].iter().cycle().take(400).enumerate() {
+        for (i, answer) in
+            [b"<html>oops</html>".as_slice(), b"".as_slice()].iter().cycle().take(400).enumerate()
+        {
             for fetch in a.poll(t, &shared) {
-                a.on_response(fetch.id, Some(if i % 2 == 0 { 200 } else { 503 }), answer, t, &shared);
+                a.on_response(
+                    fetch.id,
+                    Some(if i % 2 == 0 { 200 } else { 503 }),
+                    answer,
+                    t,
+                    &shared,
+                );
             }
             if t - T0 <= 3_600_000 {
                 assert_eq!(kids(&a), good, "last good keys kept at +{}s", (t - T0) / 1000);
@@ -657,7 +729,10 @@ mod tests {
         assert!(matches!(a.keys(SourceId(0)), Keys::Unavailable));
         b.poll(T0 + 6, &shared);
         assert!(matches!(b.keys(SourceId(0)), Keys::Unavailable), "B learns of the failure");
-        assert!(a.poll(T0 + 500, &shared).is_empty() && b.poll(T0 + 500, &shared).is_empty(), "backoff");
+        assert!(
+            a.poll(T0 + 500, &shared).is_empty() && b.poll(T0 + 500, &shared).is_empty(),
+            "backoff"
+        );
         let retry: Vec<_> = [a.poll(T0 + 1_100, &shared), b.poll(T0 + 1_100, &shared)].concat();
         assert_eq!(retry.len(), 1, "one retry after the backoff");
     }
@@ -709,7 +784,10 @@ mod tests {
         ) else {
             panic!("expected the JWKS fetch to follow")
         };
-        assert_eq!((next.cluster.as_str(), next.path.as_str()), ("outbound|8443||keys.example", "/jwks"));
+        assert_eq!(
+            (next.cluster.as_str(), next.path.as_str()),
+            ("outbound|8443||keys.example", "/jwks")
+        );
         a.on_response(next.id, Some(200), JWKS_1.as_bytes(), T0, &shared);
         assert!(kids(&a).is_some());
     }
@@ -718,14 +796,21 @@ mod tests {
     fn answers_for_unknown_fetches_are_ignored() {
         let shared = Memory::default();
         let mut a = worker(1);
-        assert_eq!(a.on_response(424242, Some(200), JWKS_1.as_bytes(), T0, &shared), Progress::Unknown);
+        assert_eq!(
+            a.on_response(424242, Some(200), JWKS_1.as_bytes(), T0, &shared),
+            Progress::Unknown
+        );
         assert!(matches!(a.keys(SourceId(0)), Keys::Pending));
     }
 
     #[test]
     fn corrupt_shared_records_are_ignored() {
         let shared = Memory::default();
-        shared.set("warden.jwks.keys|https://idp.example|https://idp.example/keys", b"garbage\xff", 0);
+        shared.set(
+            "warden.jwks.keys|https://idp.example|https://idp.example/keys",
+            b"garbage\xff",
+            0,
+        );
         shared.set("warden.jwks.lease|https://idp.example|https://idp.example/keys", b"x y", 0);
         let mut a = worker(1);
         assert_eq!(a.poll(T0, &shared).len(), 1);

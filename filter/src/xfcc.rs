@@ -155,7 +155,8 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        let samples: [&[u8]; 6] = [b"\xff\xfe=;,\"", b"\"", b"\\", b"URI=\\\"", b";;;,,,===", b"URI=\xff"];
+        let samples: [&[u8]; 6] =
+            [b"\xff\xfe=;,\"", b"\"", b"\\", b"URI=\\\"", b";;;,,,===", b"URI=\xff"];
         for sample in samples {
             let _ = current_peer(std::iter::once(sample));
         }

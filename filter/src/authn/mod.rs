@@ -63,6 +63,22 @@ pub use verify::{
     SignatureVerifier, Verified, MAX_KEYS_TRIED,
 };
 
+/// The identity authorization sees when a rule with `space_delimited_claims` accepts a token
+/// with this payload: `iss`, `sub` (when strings) and the claims normalized as the module
+/// normalizes them. For `warden explain --claims`, which evaluates policies for an identity
+/// without a token.
+pub fn identity_from_payload(
+    payload: &serde_json::Map<String, serde_json::Value>,
+    space_delimited_claims: &[String],
+) -> crate::request::Identity {
+    let string = |name: &str| payload.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
+    crate::request::Identity {
+        issuer: string("iss").unwrap_or_default(),
+        subject: string("sub"),
+        claims: claims::normalize(payload, space_delimited_claims),
+    }
+}
+
 /// Clock skew allowed on `exp` and `nbf`, in seconds (Envoy's default `clock_skew_seconds`,
 /// which Istio does not change).
 pub const CLOCK_SKEW_SECONDS: u64 = 60;

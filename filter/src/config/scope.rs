@@ -29,6 +29,8 @@ pub fn selects(
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn workload(namespace: &str, labels: &[(&str, &str)]) -> Workload {
         Workload {

@@ -213,6 +213,8 @@ fn decode_value(bytes: &[u8], depth: usize) -> Result<Value, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// Encodes a JSON value as a serialized `google.protobuf.Struct`, the way Envoy does.
     fn encode_struct(map: &Map<String, Value>) -> Vec<u8> {

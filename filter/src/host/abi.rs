@@ -36,8 +36,18 @@ extern "C" {
         value: *const u8,
         value_size: usize,
     ) -> u32;
-    fn proxy_get_property(path: *const u8, path_size: usize, data: *mut *mut u8, size: *mut usize) -> u32;
-    fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> u32;
+    fn proxy_get_property(
+        path: *const u8,
+        path_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+    fn proxy_set_property(
+        path: *const u8,
+        path_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         details: *const u8,
@@ -52,7 +62,12 @@ extern "C" {
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
-    fn proxy_define_metric(metric_type: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name: *const u8,
+        name_size: usize,
+        id: *mut u32,
+    ) -> u32;
     fn proxy_call_foreign_function(
         name: *const u8,
         name_size: usize,
@@ -68,7 +83,13 @@ extern "C" {
         size: *mut usize,
         cas: *mut u32,
     ) -> u32;
-    fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
+    fn proxy_set_shared_data(
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
 }
 
 const OK: u32 = 0;
@@ -115,7 +136,8 @@ unsafe fn owned(data: *mut u8, size: usize) -> Vec<u8> {
 pub fn request_header_map() -> Result<Vec<u8>, HostError> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: out-pointers to locals; the host fills them with a buffer it gives us.
-    let status = unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) };
+    let status =
+        unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) };
     check(status)?;
     // SAFETY: the host just allocated it for us.
     Ok(unsafe { owned(data, size) })
@@ -124,7 +146,9 @@ pub fn request_header_map() -> Result<Vec<u8>, HostError> {
 /// Removes every value of a request header.
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {
     // SAFETY: pointer/length of a live string.
-    check(unsafe { proxy_remove_header_map_value(MapType::HttpRequestHeaders, name.as_ptr(), name.len()) })
+    check(unsafe {
+        proxy_remove_header_map_value(MapType::HttpRequestHeaders, name.as_ptr(), name.len())
+    })
 }
 
 /// Sets a request header (replacing every value).
@@ -146,7 +170,13 @@ pub fn http_call_response_header(name: &str) -> Option<Vec<u8>> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: as in `request_header_map`.
     let status = unsafe {
-        proxy_get_header_map_value(MapType::HttpCallResponseHeaders, name.as_ptr(), name.len(), &mut data, &mut size)
+        proxy_get_header_map_value(
+            MapType::HttpCallResponseHeaders,
+            name.as_ptr(),
+            name.len(),
+            &mut data,
+            &mut size,
+        )
     };
     // SAFETY: as in `request_header_map`.
     (status == OK).then(|| unsafe { owned(data, size) })
@@ -157,7 +187,8 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     let serialized = path.join("\0");
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: as in `request_header_map`.
-    let status = unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
+    let status =
+        unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
     match status {
         // SAFETY: as in `request_header_map`.
         OK if !data.is_null() => Some(unsafe { owned(data, size) }),
@@ -196,7 +227,9 @@ pub fn map_property(path: &[&str]) -> Option<Vec<(String, String)>> {
     Some(
         pairs
             .into_iter()
-            .filter_map(|(k, v)| Some((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?)))
+            .filter_map(|(k, v)| {
+                Some((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?))
+            })
             .collect(),
     )
 }
@@ -271,7 +304,14 @@ pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, Ho
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: pointer/length pairs of live buffers; out-pointers to locals.
     let status = unsafe {
-        proxy_call_foreign_function(name.as_ptr(), name.len(), arguments.as_ptr(), arguments.len(), &mut data, &mut size)
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
     };
     check(status)?;
     // SAFETY: as in `request_header_map`.
@@ -282,7 +322,8 @@ pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, Ho
 pub fn get_shared_data(key: &str) -> (Option<Vec<u8>>, u32) {
     let (mut data, mut size, mut cas) = (null_mut(), 0usize, 0u32);
     // SAFETY: pointer/length of a live string; out-pointers to locals.
-    let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
     if status == OK {
         // SAFETY: as in `request_header_map`.
         (Some(unsafe { owned(data, size) }), cas)
@@ -294,6 +335,7 @@ pub fn get_shared_data(key: &str) -> (Option<Vec<u8>>, u32) {
 /// Stores shared data if `cas` still matches (0: unconditionally).
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> bool {
     // SAFETY: pointer/length pairs of live buffers.
-    let status = unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    let status =
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
     status == OK
 }

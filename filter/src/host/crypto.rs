@@ -9,7 +9,9 @@
 use std::cell::Cell;
 
 use super::abi::{self, HostError};
-use crate::authn::{host_crypto_request, host_crypto_result, Algorithm, SignatureVerifier, Verified, VerifyingKey};
+use crate::authn::{
+    host_crypto_request, host_crypto_result, Algorithm, SignatureVerifier, Verified, VerifyingKey,
+};
 
 /// proxy-wasm `NotFound`: the host has no such foreign function.
 const NOT_FOUND: u32 = 1;
@@ -21,7 +23,13 @@ pub struct HostCrypto {
 }
 
 impl SignatureVerifier for HostCrypto {
-    fn verify(&self, alg: Algorithm, key: &VerifyingKey, signing_input: &[u8], signature: &[u8]) -> Verified {
+    fn verify(
+        &self,
+        alg: Algorithm,
+        key: &VerifyingKey,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Verified {
         if self.missing.get() {
             return Verified::Unsupported;
         }

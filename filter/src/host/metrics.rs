@@ -15,6 +15,9 @@ use super::abi;
 #[derive(Default)]
 pub struct Metrics {
     ids: RefCell<HashMap<String, Option<u32>>>,
+    /// Per-request counters by (policy index, effect), so the common path formats no names.
+    policies: RefCell<HashMap<(u32, &'static str), Option<u32>>>,
+    decisions: RefCell<[Option<Option<u32>>; 3]>,
 }
 
 /// `warden_requests_total{decision}` values.
@@ -39,18 +42,34 @@ impl Metrics {
 
     /// One request decided.
     pub fn request(&self, decision: Decision) {
-        let decision = match decision {
-            Decision::Allowed => "allowed",
-            Decision::Denied => "denied",
-            Decision::Unauthenticated => "unauthenticated",
+        let (slot, label) = match decision {
+            Decision::Allowed => (0, "allowed"),
+            Decision::Denied => (1, "denied"),
+            Decision::Unauthenticated => (2, "unauthenticated"),
         };
-        self.bump(format!("warden_requests_total;.decision=.={decision};.;"));
+        let mut decisions = self.decisions.borrow_mut();
+        let Some(cached) = decisions.get_mut(slot) else { return };
+        let id = *cached.get_or_insert_with(|| {
+            abi::define_counter(&format!("warden_requests_total;.decision=.={label};.;"))
+        });
+        if let Some(id) = id {
+            abi::increment(id);
+        }
     }
 
     /// A policy took part in a decision: `effect` is `allowed`, `denied`, `audited`,
-    /// `dry_run_denied` or `dry_run_allowed`; `policy` is `<namespace>/<name>`.
-    pub fn policy(&self, policy: &str, effect: &str) {
-        self.bump(format!("warden_policy_requests_total;.policy=.={policy};.;effect=.={effect};.;"));
+    /// `dry_run_denied` or `dry_run_allowed`; `name` gives `<namespace>/<name>` the first time.
+    pub fn policy(&self, policy: u32, effect: &'static str, name: impl FnOnce() -> String) {
+        let mut policies = self.policies.borrow_mut();
+        let id = *policies.entry((policy, effect)).or_insert_with(|| {
+            abi::define_counter(&format!(
+                "warden_policy_requests_total;.policy=.={};.;effect=.={effect};.;",
+                name()
+            ))
+        });
+        if let Some(id) = id {
+            abi::increment(id);
+        }
     }
 
     /// A token failed, by reason (a stable snake_case label).

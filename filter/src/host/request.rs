@@ -42,14 +42,20 @@ impl RequestData {
             needs.destination_ip.then(|| abi::ip_property(&["destination", "address"])).flatten();
         let destination_port =
             needs.destination_port.then(|| abi::port_property(&["destination", "port"])).flatten();
-        let sni = needs.sni.then(|| abi::property(&["connection", "requested_server_name"])).flatten();
+        let sni =
+            needs.sni.then(|| abi::property(&["connection", "requested_server_name"])).flatten();
         Ok(RequestData { header_map, uri_san, source_ip, destination_ip, destination_port, sni })
     }
 
     /// Runs `decide` on the request view. `None` if the header map Envoy gave is malformed.
-    pub fn with_request<R>(&self, peer_identity: PeerIdentity, decide: impl FnOnce(&Request<'_>) -> R) -> Option<R> {
+    pub fn with_request<R>(
+        &self,
+        peer_identity: PeerIdentity,
+        decide: impl FnOnce(&Request<'_>) -> R,
+    ) -> Option<R> {
         let headers = wire::pairs(&self.header_map)?;
-        let pseudo = |name: &[u8]| headers.iter().find(|(n, _)| *n == name).map_or(&b""[..], |(_, v)| *v);
+        let pseudo =
+            |name: &[u8]| headers.iter().find(|(n, _)| *n == name).map_or(&b""[..], |(_, v)| *v);
         let (method, path, host) = (pseudo(b":method"), pseudo(b":path"), pseudo(b":authority"));
 
         let xfcc_peer;
@@ -59,13 +65,20 @@ impl RequestData {
         let peer = match peer_identity {
             PeerIdentity::Xfcc => {
                 xfcc_peer = xfcc::current_peer(
-                    headers.iter().filter(|(n, _)| *n == b"x-forwarded-client-cert").map(|(_, v)| *v),
+                    headers
+                        .iter()
+                        .filter(|(n, _)| *n == b"x-forwarded-client-cert")
+                        .map(|(_, v)| *v),
                 );
                 match &xfcc_peer {
                     Some(details) => {
                         xfcc_uris = details.uri_sans.iter().map(Vec::as_slice).collect();
                         xfcc_dns = details.dns_sans.iter().map(Vec::as_slice).collect();
-                        Some(Peer { uri_sans: &xfcc_uris, dns_sans: &xfcc_dns, subject: details.subject.as_deref() })
+                        Some(Peer {
+                            uri_sans: &xfcc_uris,
+                            dns_sans: &xfcc_dns,
+                            subject: details.subject.as_deref(),
+                        })
                     }
                     None => None,
                 }

@@ -69,22 +69,41 @@ impl WardenRoot {
                 );
                 let issuer = worker.keystore.borrow().issuer(fetch.source).to_string();
                 worker.metrics.jwks_fetch(&issuer, "failure");
-                worker.keystore.borrow_mut().on_dispatch_failed(fetch.id, &reason, abi::now_millis(), &HostShared);
+                worker.keystore.borrow_mut().on_dispatch_failed(
+                    fetch.id,
+                    &reason,
+                    abi::now_millis(),
+                    &HostShared,
+                );
             }
         }
     }
 }
 
 impl Context for WardenRoot {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let Some(worker) = self.worker.clone() else { return };
         let Some(id) = self.calls.remove(&token) else { return };
         let status = abi::http_call_response_header(":status")
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
         // One byte over the limit is enough for the parser to refuse an oversized document.
-        let body = self.get_http_call_response_body(0, body_size.min(MAX_JWKS_BYTES + 1)).unwrap_or_default();
+        let body = self
+            .get_http_call_response_body(0, body_size.min(MAX_JWKS_BYTES + 1))
+            .unwrap_or_default();
         let source = worker.keystore.borrow().fetch_source(id);
-        let progress = worker.keystore.borrow_mut().on_response(id, status, &body, abi::now_millis(), &HostShared);
+        let progress = worker.keystore.borrow_mut().on_response(
+            id,
+            status,
+            &body,
+            abi::now_millis(),
+            &HostShared,
+        );
         if let Some(source) = source {
             let issuer = worker.keystore.borrow().issuer(source).to_string();
             match &progress {
@@ -103,7 +122,8 @@ impl Context for WardenRoot {
 impl RootContext for WardenRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let result = enforcer::parse_plugin_config(&bytes).and_then(|config| Enforcer::new(&config, node_workload()));
+        let result = enforcer::parse_plugin_config(&bytes)
+            .and_then(|config| Enforcer::new(&config, node_workload()));
         match result {
             Ok(enforcer) => {
                 let needs = enforcer.needs();

@@ -149,7 +149,8 @@ impl Worker {
                         data.with_request(peer_identity, |r| self.enforcer.keys_unavailable(r))
                             .unwrap_or_else(|| self.enforcer.keys_unavailable(&Request::default()))
                     });
-                    let _ = data.with_request(peer_identity, |r| self.deny(r, &Verdict::Deny(deny)));
+                    let _ =
+                        data.with_request(peer_identity, |r| self.deny(r, &Verdict::Deny(deny)));
                     return Step(Action::Pause);
                 }
                 waiting.push(Waiting { context_id, data, sources, deadline, fallback });
@@ -179,7 +180,8 @@ impl Worker {
                 still.push(entry);
                 continue;
             }
-            let verdict = entry.data.with_request(peer_identity, |request| self.check(request, now));
+            let verdict =
+                entry.data.with_request(peer_identity, |request| self.check(request, now));
             let verdict = match verdict {
                 Some(Verdict::Wait { .. }) if now < entry.deadline => {
                     still.push(entry);
@@ -256,10 +258,15 @@ impl Worker {
             }
         }
         self.record(request, verdict);
-        let headers: Vec<(&str, &[u8])> = deny.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-        if let Err(error) =
-            abi::send_local_response(u32::from(deny.status), &deny.details, deny.body.as_bytes(), &headers, deny.grpc_status)
-        {
+        let headers: Vec<(&str, &[u8])> =
+            deny.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        if let Err(error) = abi::send_local_response(
+            u32::from(deny.status),
+            &deny.details,
+            deny.body.as_bytes(),
+            &headers,
+            deny.grpc_status,
+        ) {
             log::error!("warden: could not send the local reply: {error}");
         }
     }
@@ -276,10 +283,11 @@ impl Worker {
         }
     }
 
-    fn count_policy(&self, rule: RuleRef, effect: &str) {
+    fn count_policy(&self, rule: RuleRef, effect: &'static str) {
         let policies = self.enforcer.authz().policies();
         if let Some(policy) = usize::try_from(rule.policy).ok().and_then(|i| policies.get(i)) {
-            self.metrics.policy(&format!("{}/{}", policy.namespace, policy.name), effect);
+            self.metrics
+                .policy(rule.policy, effect, || format!("{}/{}", policy.namespace, policy.name));
         }
     }
 
@@ -309,7 +317,13 @@ fn apply_headers(request: &Request<'_>, allow: &Allow) -> Result<(), abi::HostEr
 
 /// Refuses a request Warden could not read or change safely.
 fn fail_closed() {
-    let _ = abi::send_local_response(503, "warden_internal_error", b"warden: internal error", &[], None);
+    let _ = abi::send_local_response(
+        503,
+        "warden_internal_error",
+        b"warden: internal error",
+        &[],
+        None,
+    );
 }
 
 fn millis(duration: std::time::Duration) -> u64 {
