@@ -63,7 +63,7 @@ cli:
 certs:
 	envoy/certs.sh
 
-playground: wasm cli
+playground: deps wasm cli
 	e2e/mesh.sh start
 	@echo
 	@e2e/mesh.sh try
@@ -97,7 +97,7 @@ istio-check: cli
 
 .PHONY: test lint test-native test-wasm
 
-test: lint test-native test-wasm validate e2e
+test: deps lint test-native test-wasm validate e2e
 
 lint:
 	cargo fmt --all -- --check
