@@ -8,18 +8,16 @@
 //!   `google.protobuf.StringValue` of JSON — what Istio's WasmPlugin produces, and what a
 //!   sidecar's `config_discovery` watches. Rewriting that file reloads every sidecar live.
 //!
-//! The steps are separate so `check` and `explain` can reuse them: [`select`] keeps the Istio
-//! security objects (schema-checked by the core's own parser, so the command and the module
-//! read them identically), [`plugin_config`] adds the settings, [`ecds_resource`] wraps it.
-
-use std::collections::BTreeMap;
-use std::fmt;
+//! Reading and validating the input is [`crate::analysis`], shared with `check` and `explain`
+//! (so `compile` refuses exactly what `check` reports as errors); [`for_workload`] narrows the
+//! objects to one workload's, [`plugin_config`] adds the settings, [`ecds_resource`] wraps it.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
-use warden::config::{self, ConfigError, Document as ConfigDocument, PluginConfig, Problem};
+use warden::config::scope::selects;
+use warden::config::{PluginConfig, Resource, Workload};
 
-use crate::k8s::{Document, Origin};
+use crate::analysis::Entry;
 
 /// The output form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,6 +30,9 @@ pub enum Format {
     Wasmplugin,
     /// An Istio `EnvoyFilter` inserting the Wasm filter, for Istio releases before `WasmPlugin`.
     Envoyfilter,
+    /// Envoy's native `jwt_authn` and `rbac` filters for the same policies, as istiod builds
+    /// them for the settings' workload (`crate::native`): what Warden is compared against.
+    EnvoyNative,
 }
 
 impl Format {
@@ -42,6 +43,7 @@ impl Format {
             Format::Ecds => "ecds",
             Format::Wasmplugin => "wasmplugin",
             Format::Envoyfilter => "envoyfilter",
+            Format::EnvoyNative => "envoy-native",
         }
     }
 
@@ -51,7 +53,9 @@ impl Format {
     /// for Istio.
     pub fn default_wasm(self) -> &'static str {
         match self {
-            Format::PluginConfig | Format::Ecds => "target/wasm32-wasip1/wasm/warden.wasm",
+            Format::PluginConfig | Format::Ecds | Format::EnvoyNative => {
+                "target/wasm32-wasip1/wasm/warden.wasm"
+            }
             Format::Wasmplugin => "file:///var/local/lib/wasm-filters/warden.wasm",
             Format::Envoyfilter => "/var/local/lib/wasm-filters/warden.wasm",
         }
@@ -100,75 +104,6 @@ impl Default for EcdsOptions {
     }
 }
 
-/// A problem in one document.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DocumentError {
-    /// Where the document came from.
-    pub origin: Origin,
-    /// What is wrong, naming the object and field.
-    pub error: ConfigError,
-}
-
-impl fmt::Display for DocumentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.origin, self.error)
-    }
-}
-
-/// What [`select`] found.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Selection {
-    /// The `AuthorizationPolicy` and `RequestAuthentication` objects, trimmed to what Warden
-    /// reads (see [`trim`]), in input order.
-    pub policies: Vec<Value>,
-    /// Documents of other kinds, skipped: where they were, and `apiVersion/kind`.
-    pub skipped: Vec<(Origin, String)>,
-}
-
-/// Keeps the `security.istio.io` `AuthorizationPolicy` and `RequestAuthentication` objects.
-/// Each is read by the core's parser (`warden::config::parse_document`); any schema error, or
-/// two objects with the same kind, namespace and name, is returned, all of them at once.
-pub fn select(documents: &[Document]) -> Result<Selection, Vec<DocumentError>> {
-    let mut selection = Selection::default();
-    let mut errors = Vec::new();
-    let mut seen: BTreeMap<config::ObjectRef, Origin> = BTreeMap::new();
-    for document in documents {
-        match config::parse_document(&document.value) {
-            Ok(ConfigDocument::Other { api_version, kind }) => {
-                let what = match (api_version.is_empty(), kind.is_empty()) {
-                    (true, true) => "a document without apiVersion and kind".to_string(),
-                    _ => format!("{api_version}/{kind}"),
-                };
-                selection.skipped.push((document.origin.clone(), what));
-            }
-            Ok(ConfigDocument::Resource(resource)) => {
-                let object = resource.object_ref();
-                if let Some(first) = seen.get(&object) {
-                    let problem = Problem::Duplicate(format!("{} (in {first})", object.kind));
-                    errors.push(DocumentError {
-                        origin: document.origin.clone(),
-                        error: ConfigError::at(&object, "metadata.name", problem),
-                    });
-                    continue;
-                }
-                seen.insert(object, document.origin.clone());
-                selection.policies.push(trim(&document.value));
-            }
-            Err(found) => errors.extend(
-                found
-                    .0
-                    .into_iter()
-                    .map(|error| DocumentError { origin: document.origin.clone(), error }),
-            ),
-        }
-    }
-    if errors.is_empty() {
-        Ok(selection)
-    } else {
-        Err(errors)
-    }
-}
-
 /// The object as Warden needs it: `apiVersion`, `kind`, `metadata.{name, namespace}`, the
 /// `istio.io/*` annotations (`istio.io/dry-run`), and `spec`. Objects exported from a cluster
 /// carry `status`, `managedFields` and `kubectl.kubernetes.io/last-applied-configuration` (a
@@ -203,19 +138,37 @@ pub fn trim(object: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The plugin configuration: `settings` (a plugin configuration without `policies`, e.g.
-/// `{rootNamespace: ..., jwks: {...}}`; `None` for the defaults) with `policies` added. The
-/// settings are read with the core's schema, so a typo is an error here rather than in Envoy.
-pub fn plugin_config(policies: Vec<Value>, settings: Option<&Value>) -> Result<Value> {
-    let mut config: PluginConfig = match settings {
-        None => PluginConfig::default(),
-        Some(settings) => serde_json::from_value(settings.clone())
-            .context("the settings are not a valid Warden plugin configuration")?,
-    };
-    if !config.policies.is_empty() {
+/// The objects that apply to `workload` (its namespace's and the root namespace's, whose
+/// selectors its labels satisfy), as istiod chooses them for one sidecar.
+pub fn for_workload<'e>(
+    entries: &'e [Entry],
+    workload: &'e Workload,
+    root_namespace: &'e str,
+) -> impl Iterator<Item = &'e Entry> {
+    entries.iter().filter(move |entry| {
+        let (namespace, selector) = match &entry.resource {
+            Resource::AuthorizationPolicy(o) => (&o.metadata.namespace, o.spec.selector.as_ref()),
+            Resource::RequestAuthentication(o) => (&o.metadata.namespace, o.spec.selector.as_ref()),
+        };
+        selects(namespace, selector, workload, root_namespace)
+    })
+}
+
+/// The plugin configuration: `settings` (validated by [`crate::analysis::read_settings`]) with
+/// `policies` and, when given, the `workload` it is for.
+pub fn plugin_config(
+    policies: Vec<Value>,
+    settings: &PluginConfig,
+    workload: Option<&Workload>,
+) -> Result<Value> {
+    if !settings.policies.is_empty() {
         bail!("the settings carry policies: pass policy files as arguments instead");
     }
+    let mut config = settings.clone();
     config.policies = policies;
+    if let Some(workload) = workload {
+        config.workload = Some(workload.clone());
+    }
     serde_json::to_value(&config).context("serializing the plugin configuration")
 }
 
@@ -337,6 +290,7 @@ pub fn render(
             "# For Istio releases without WasmPlugin: inserts Warden into every sidecar's inbound\n\
              # HTTP filters. Use this or the WasmPlugin, never both.\n",
         ),
+        Format::EnvoyNative => bail!("envoy-native is rendered by crate::native::compile"),
     };
     if json {
         let mut text = serde_json::to_string_pretty(&manifest)?;
@@ -350,6 +304,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::{analyze, Analysis};
     use crate::k8s;
     use std::path::Path;
 
@@ -380,24 +335,31 @@ spec:
   jwtRules: [{issuer: "http://issuer", jwksUri: "http://issuer/jwks"}]
 "#;
 
-    fn documents(text: &str) -> Vec<Document> {
-        k8s::parse(Path::new("p.yaml"), text).unwrap()
+    fn analysis(text: &str) -> Analysis {
+        let (documents, syntax_errors) = k8s::parse_all(Path::new("p.yaml"), text);
+        let loaded = k8s::Loaded { documents, syntax_errors, files: 1 };
+        analyze(loaded, PluginConfig::default(), "default")
+    }
+
+    fn policies(text: &str) -> Vec<Value> {
+        let analysis = analysis(text);
+        assert!(analysis.error_lines().is_empty(), "{:?}", analysis.error_lines());
+        analysis.entries.into_iter().map(|e| e.value).collect()
     }
 
     #[test]
     fn keeps_istio_security_objects_and_skips_other_kinds() {
-        let selection = select(&documents(POLICIES)).unwrap();
-        assert_eq!(selection.policies.len(), 2);
-        assert_eq!(selection.policies[1]["kind"], "RequestAuthentication");
-        assert_eq!(selection.skipped.len(), 1);
-        assert_eq!(selection.skipped[0].0.document, 2);
-        assert_eq!(selection.skipped[0].1, "apps/v1/Deployment");
+        let analysis = analysis(POLICIES);
+        assert_eq!(analysis.entries.len(), 2);
+        assert_eq!(analysis.entries[1].value["kind"], "RequestAuthentication");
+        assert_eq!(analysis.skipped.len(), 1);
+        assert_eq!(analysis.skipped[0].0.document, 2);
+        assert_eq!(analysis.skipped[0].1, "apps/v1/Deployment");
     }
 
     #[test]
     fn trims_cluster_bookkeeping_but_keeps_istio_annotations() {
-        let selection = select(&documents(POLICIES)).unwrap();
-        let policy = &selection.policies[0];
+        let policy = &policies(POLICIES)[0];
         assert_eq!(
             policy["metadata"],
             json!({"name": "allow-frontend", "namespace": "api", "annotations": {"istio.io/dry-run": "true"}})
@@ -407,55 +369,48 @@ spec:
     }
 
     #[test]
-    fn schema_errors_name_the_document_object_and_field() {
-        let text = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
-                    metadata: {name: p, namespace: api}\nspec: {rules: [{to: [{operation: {method: [GET]}}]}]}\n";
-        let errors = select(&documents(text)).unwrap_err();
-        assert_eq!(errors.len(), 1);
-        let message = errors[0].to_string();
-        assert!(
-            message.starts_with("p.yaml (document 1): AuthorizationPolicy api/p: spec.rules[0]"),
-            "{message}"
+    fn for_workload_keeps_what_selects_it() {
+        let analysis = analysis(POLICIES);
+        let backend = Workload {
+            namespace: "api".into(),
+            labels: [("app".to_string(), "backend".to_string())].into(),
+        };
+        assert_eq!(for_workload(&analysis.entries, &backend, "istio-system").count(), 2);
+        let other = Workload { namespace: "api".into(), labels: Default::default() };
+        let names: Vec<_> = for_workload(&analysis.entries, &other, "istio-system")
+            .map(|e| e.object.name.clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["jwt"],
+            "the policy selects app=backend; the RequestAuthentication has no selector"
         );
-        assert!(message.contains("method"), "{message}");
+        let elsewhere = Workload { namespace: "web".into(), labels: Default::default() };
+        assert_eq!(for_workload(&analysis.entries, &elsewhere, "istio-system").count(), 0);
+        assert_eq!(for_workload(&analysis.entries, &elsewhere, "api").count(), 1, "root namespace");
     }
 
     #[test]
-    fn missing_namespace_is_an_error() {
-        let text = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {}\n";
-        let message = select(&documents(text)).unwrap_err()[0].to_string();
-        assert!(message.contains("metadata.namespace"), "{message}");
-    }
-
-    #[test]
-    fn duplicate_objects_are_an_error_naming_both_places() {
-        let one = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: a}\nspec: {}\n";
-        let errors = select(&documents(&format!("{one}---\n{one}"))).unwrap_err();
-        assert_eq!(errors.len(), 1);
-        let message = errors[0].to_string();
-        assert!(message.contains("duplicate"), "{message}");
-        assert!(message.contains("document 1"), "{message}");
-    }
-
-    #[test]
-    fn plugin_config_adds_policies_to_validated_settings() {
-        let settings = json!({"rootNamespace": "mesh-root", "jwks": {"refreshInterval": "60s"}});
-        let config = plugin_config(vec![json!({"kind": "X"})], Some(&settings)).unwrap();
+    fn plugin_config_adds_policies_and_workload_to_the_settings() {
+        let settings: PluginConfig = serde_json::from_value(
+            json!({"rootNamespace": "mesh-root", "jwks": {"refreshInterval": "60s"}}),
+        )
+        .unwrap();
+        let config = plugin_config(vec![json!({"kind": "X"})], &settings, None).unwrap();
         assert_eq!(config["rootNamespace"], "mesh-root");
         assert_eq!(config["jwks"]["refreshInterval"], "60s");
         assert_eq!(config["policies"], json!([{"kind": "X"}]));
-        assert_eq!(plugin_config(vec![], None).unwrap()["trustDomain"], "cluster.local");
-    }
-
-    #[test]
-    fn settings_typos_and_embedded_policies_are_refused() {
-        assert!(plugin_config(vec![], Some(&json!({"rootNamespaces": "x"}))).is_err());
-        assert!(plugin_config(vec![], Some(&json!({"policies": [{}]}))).is_err());
+        assert!(config.get("workload").is_none());
+        let defaults = PluginConfig::default();
+        assert_eq!(plugin_config(vec![], &defaults, None).unwrap()["trustDomain"], "cluster.local");
+        let workload = Workload { namespace: "api".into(), labels: Default::default() };
+        let config = plugin_config(vec![], &defaults, Some(&workload)).unwrap();
+        assert_eq!(config["workload"], json!({"namespace": "api"}));
     }
 
     #[test]
     fn ecds_embeds_the_plugin_config_as_a_json_string_value() {
-        let config = plugin_config(vec![], None).unwrap();
+        let config = plugin_config(vec![], &PluginConfig::default(), None).unwrap();
         let resource = ecds_resource(&config, &EcdsOptions::default());
         let wasm = &resource["resources"][0]["typed_config"]["config"];
         assert_eq!(resource["resources"][0]["name"], "warden");
@@ -475,7 +430,7 @@ spec:
 
     #[test]
     fn rendered_ecds_yaml_reads_back_to_the_same_resource() {
-        let config = plugin_config(select(&documents(POLICIES)).unwrap().policies, None).unwrap();
+        let config = plugin_config(policies(POLICIES), &PluginConfig::default(), None).unwrap();
         let options = EcdsOptions::default();
         let text =
             render(Format::Ecds, &config, &options, "istio-system", &["p.yaml".into()], false)
@@ -489,7 +444,7 @@ spec:
 
     #[test]
     fn wasm_plugin_carries_the_plugin_config_for_inbound_traffic() {
-        let config = plugin_config(select(&documents(POLICIES)).unwrap().policies, None).unwrap();
+        let config = plugin_config(policies(POLICIES), &PluginConfig::default(), None).unwrap();
         let options = EcdsOptions {
             wasm: Format::Wasmplugin.default_wasm().into(),
             ..EcdsOptions::default()
@@ -505,7 +460,7 @@ spec:
 
     #[test]
     fn envoy_filter_inserts_the_same_wasm_filter_before_the_inbound_router() {
-        let config = plugin_config(vec![], None).unwrap();
+        let config = plugin_config(vec![], &PluginConfig::default(), None).unwrap();
         let options = EcdsOptions::default();
         let filter = envoy_filter(&config, &options, "istio-system");
         let patch = &filter["spec"]["configPatches"][0];

@@ -27,6 +27,8 @@ pub struct Origin {
     pub document: usize,
     /// The element of a `kind: List`, 0-based.
     pub item: Option<usize>,
+    /// 1-based line where the document's content starts (0 when unknown).
+    pub line: usize,
 }
 
 impl fmt::Display for Origin {
@@ -48,7 +50,7 @@ pub struct Document {
     pub value: Value,
 }
 
-/// Why a file could not be read.
+/// Why a file could not be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file or directory could not be read.
@@ -65,23 +67,43 @@ pub enum LoadError {
         /// The file.
         path: String,
     },
-    /// A document is not valid YAML (or has no JSON form, such as a mapping used as a key).
-    #[error("{path} (document {document}): {message}")]
-    Syntax {
-        /// The file.
-        path: String,
-        /// 1-based document number.
-        document: usize,
-        /// The parser's message, with line and column.
-        message: String,
-    },
+}
+
+/// A document that is not valid YAML (or has no JSON form, such as a mapping used as a key).
+/// The other documents of its file are still read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct SyntaxError {
+    /// Where the document is.
+    pub origin: Origin,
+    /// The parser's message, with the line and column in the file.
+    pub message: String,
+}
+
+/// What [`load`] read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every object, in file and document order.
+    pub documents: Vec<Document>,
+    /// Documents that did not parse.
+    pub syntax_errors: Vec<SyntaxError>,
+    /// How many files were read.
+    pub files: usize,
 }
 
 /// Reads every document of every path. Directories are read recursively, their `.yaml`, `.yml`
 /// and `.json` files in name order (hidden files and directories skipped), so output is
-/// deterministic. Empty documents are dropped.
-pub fn load(paths: &[PathBuf]) -> Result<Vec<Document>, LoadError> {
-    let mut documents = Vec::new();
+/// deterministic. Empty documents are dropped. A document that does not parse is reported in
+/// [`Loaded::syntax_errors`] and the others are still read; only a file that cannot be read at
+/// all is an error.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let mut loaded = Loaded::default();
+    let add = |path: &Path, text: &str, loaded: &mut Loaded| {
+        let (documents, errors) = parse_all(path, text);
+        loaded.documents.extend(documents);
+        loaded.syntax_errors.extend(errors);
+        loaded.files += 1;
+    };
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
@@ -92,7 +114,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Document>, LoadError> {
             if text.len() as u64 > MAX_FILE_BYTES {
                 return Err(LoadError::TooLarge { path: "-".into() });
             }
-            documents.extend(parse(path, &text)?);
+            add(path, &text, &mut loaded);
             continue;
         }
         for file in files(path)? {
@@ -102,38 +124,144 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Document>, LoadError> {
                 return Err(LoadError::TooLarge { path: file.display().to_string() });
             }
             let text = fs::read_to_string(&file).map_err(io)?;
-            documents.extend(parse(&file, &text)?);
+            add(&file, &text, &mut loaded);
         }
     }
-    Ok(documents)
+    Ok(loaded)
 }
 
-/// Splits one file's text into documents.
-pub fn parse(path: &Path, text: &str) -> Result<Vec<Document>, LoadError> {
+/// Splits one file's text into documents; the first syntax error is an error.
+#[cfg(test)]
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Document>, SyntaxError> {
+    let (documents, mut errors) = parse_all(path, text);
+    match errors.is_empty() {
+        true => Ok(documents),
+        false => Err(errors.swap_remove(0)),
+    }
+}
+
+/// Splits one file's text into documents, reading past documents that do not parse.
+///
+/// The text is cut at `---` marker lines first (a marker at the start of a line always ends
+/// the document before it: YAML forbids one inside a scalar), and each part is parsed on its
+/// own, so a syntax error costs one document rather than the rest of the file.
+pub fn parse_all(path: &Path, text: &str) -> (Vec<Document>, Vec<SyntaxError>) {
     let mut documents = Vec::new();
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let number = index + 1;
-        let value = Value::deserialize(document).map_err(|e| LoadError::Syntax {
-            path: path.display().to_string(),
-            document: number,
-            message: e.to_string(),
-        })?;
-        let origin = |item| Origin { path: path.to_path_buf(), document: number, item };
-        match value {
-            Value::Null => {}
-            Value::Object(ref object)
-                if object.get("kind").and_then(Value::as_str) == Some("List")
-                    && object.get("items").is_some_and(Value::is_array) =>
-            {
-                let items = object.get("items").and_then(Value::as_array).cloned();
-                for (item, value) in items.unwrap_or_default().into_iter().enumerate() {
-                    documents.push(Document { origin: origin(Some(item)), value });
+    let mut errors = Vec::new();
+    let mut number = 0;
+    for part in split_documents(text) {
+        let origin =
+            |number, item, line| Origin { path: path.to_path_buf(), document: number, item, line };
+        let line = part.first_content_line();
+        let before = number;
+        for document in serde_yaml_ng::Deserializer::from_str(part.text) {
+            number += 1;
+            let value = match Value::deserialize(document) {
+                Ok(value) => value,
+                Err(error) => {
+                    errors.push(SyntaxError {
+                        origin: origin(number, None, line),
+                        message: part.message(&error),
+                    });
+                    // The parser cannot resume inside a broken part: the next part is next.
+                    break;
                 }
+            };
+            match value {
+                Value::Null => {}
+                Value::Object(ref object)
+                    if object.get("kind").and_then(Value::as_str) == Some("List")
+                        && object.get("items").is_some_and(Value::is_array) =>
+                {
+                    let items = object.get("items").and_then(Value::as_array).cloned();
+                    for (item, value) in items.unwrap_or_default().into_iter().enumerate() {
+                        documents
+                            .push(Document { origin: origin(number, Some(item), line), value });
+                    }
+                }
+                value => documents.push(Document { origin: origin(number, None, line), value }),
             }
-            value => documents.push(Document { origin: origin(None), value }),
+        }
+        // A marker starts a document even when nothing follows it (`---` then `---`).
+        if number == before {
+            number += 1;
         }
     }
-    Ok(documents)
+    (documents, errors)
+}
+
+/// A part of a file between `---` markers.
+struct Part<'a> {
+    text: &'a str,
+    /// Lines of the file before `text` starts.
+    lines_before: usize,
+}
+
+impl Part<'_> {
+    fn first_content_line(&self) -> usize {
+        let skip = self
+            .text
+            .lines()
+            .position(|l| {
+                let l = l.trim();
+                !l.is_empty() && !l.starts_with('#')
+            })
+            .unwrap_or(0);
+        self.lines_before + skip + 1
+    }
+
+    /// The parser's message with the line numbers of the file (the part is parsed again behind
+    /// as many empty lines as precede it: this happens only for a broken document).
+    fn message(&self, error: &serde_yaml_ng::Error) -> String {
+        if self.lines_before == 0 {
+            return error.to_string();
+        }
+        let padded = format!("{}{}", "\n".repeat(self.lines_before), self.text);
+        for document in serde_yaml_ng::Deserializer::from_str(&padded) {
+            if let Err(error) = Value::deserialize(document) {
+                return error.to_string();
+            }
+        }
+        error.to_string()
+    }
+}
+
+/// Cuts `text` at lines that are a `---` document marker (alone, or followed by a space and
+/// content such as `--- {a: 1}`). The part before the first marker is kept only if it holds
+/// more than comments and directives.
+fn split_documents(text: &str) -> Vec<Part<'_>> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut lines_before = 0;
+    let mut offset = 0;
+    let mut first = true;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let marker = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
+        if marker {
+            let before = text.get(start..offset).unwrap_or_default();
+            let has_content = before.lines().any(|l| {
+                let l = l.trim();
+                !l.is_empty() && !l.starts_with('#') && !l.starts_with('%')
+            });
+            if !first || has_content {
+                parts.push(Part { text: before, lines_before });
+            }
+            first = false;
+            start = offset + 3;
+            lines_before = index;
+        }
+        offset += line.len();
+    }
+    let rest = text.get(start..).unwrap_or_default();
+    let has_content = rest.lines().any(|l| {
+        let l = l.trim();
+        !l.is_empty() && !l.starts_with('#')
+    });
+    if !first || has_content {
+        parts.push(Part { text: rest, lines_before });
+    }
+    parts
 }
 
 fn files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
@@ -202,6 +330,34 @@ mod tests {
         assert!(text.contains("line"), "{text}");
     }
 
+    #[test]
+    fn a_broken_document_does_not_hide_the_next_ones() {
+        let text = "a: 1\n---\nb: [1,\nc: 2\n---\n# comment\nd: 4\n---\ne: {\n";
+        let (documents, errors) = parse_all(Path::new("p.yaml"), text);
+        let found: Vec<(usize, usize)> =
+            documents.iter().map(|d| (d.origin.document, d.origin.line)).collect();
+        assert_eq!(found, [(1, 1), (3, 7)]);
+        let broken: Vec<usize> = errors.iter().map(|e| e.origin.document).collect();
+        assert_eq!(broken, [2, 4]);
+        // Line numbers are the file's, not the document's.
+        assert!(errors[0].message.contains("line 3 column 4"), "{}", errors[0].message);
+        assert!(
+            errors[1].message.contains("line 9") || errors[1].message.contains("line 10"),
+            "{}",
+            errors[1].message
+        );
+    }
+
+    #[test]
+    fn markers_with_content_and_leading_comments_count_as_yaml_does() {
+        let (documents, errors) =
+            parse_all(Path::new("p.yaml"), "# header\n--- {a: 1}\n--- \nb: 2\n...\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        let found: Vec<(usize, Value)> =
+            documents.into_iter().map(|d| (d.origin.document, d.value)).collect();
+        assert_eq!(found, [(1, json!({"a": 1})), (2, json!({"b": 2}))]);
+    }
+
     /// sigs.k8s.io/yaml (what kubectl uses) turns non-string keys into their string form
     /// (`convertToJSONableObject` in yaml.go); reading a file as kubectl does means the same.
     #[test]
@@ -222,6 +378,7 @@ mod tests {
         fs::write(dir.join(".hidden/d.yaml"), "n: hidden\n").unwrap();
         let names: Vec<Value> = load(std::slice::from_ref(&dir))
             .unwrap()
+            .documents
             .into_iter()
             .map(|d| d.value["n"].clone())
             .collect();

@@ -1,26 +1,43 @@
-//! The `warden` command: compile Istio security policies into Warden's plugin configuration,
-//! mint test tokens, and run the playground's helper services.
+//! The `warden` command: check Istio security policies, explain a decision, compile them into
+//! Warden's plugin configuration, mint test tokens, and run the playground's helper services.
 //!
-//! Layout: [`k8s`] reads Kubernetes YAML; [`compile`] turns it into the plugin configuration or
-//! an Envoy ECDS resource; [`token`] holds keys and mints tokens; [`playground`] has the echo
-//! application and the JWT issuer; [`output`] writes results (atomically, for files Envoy
-//! watches).
+//! Layout: [`k8s`] reads Kubernetes YAML; [`analysis`] validates it with the core (shared by
+//! `check`, `explain` and `compile`, so they accept the same inputs); [`check`] and [`explain`]
+//! report; [`compile`] turns the input into the plugin configuration or an Envoy ECDS resource,
+//! with [`fetch`] inlining issuers' keys; [`token`] holds keys and mints tokens; [`playground`]
+//! has the echo application and the JWT issuer; [`output`] writes results (atomically, for
+//! files Envoy watches); [`style`] colors human output.
 
+mod analysis;
+mod check;
 mod compile;
+mod explain;
+mod fetch;
 mod k8s;
+mod native;
 mod output;
 mod playground;
+mod style;
 mod token;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
 
+use crate::analysis::Severity;
 use crate::compile::{EcdsOptions, FailurePolicy, Format};
+use crate::explain::{Credential, WorkloadArg};
 use crate::token::{Algorithm, Claims, SigningKey};
+
+/// Exit status: findings (errors, or warnings with `--strict`), a refused configuration, an
+/// unexpected decision.
+const EXIT_FINDINGS: u8 = 1;
+/// Exit status: the command could not do its work (usage, unreadable files, failed fetches).
+const EXIT_USAGE: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,12 +48,55 @@ use crate::token::{Algorithm, Claims, SigningKey};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// When to color human output: `auto` colors a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+/// How `check` and `explain` report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// For people (colored on a terminal).
+    Human,
+    /// For machines: a stable, versioned JSON document (see the end of `--help`).
+    Json,
+}
+
+/// What `explain --expect` asserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Expectation {
+    /// The request is forwarded.
+    Allow,
+    /// The request is refused (401 or 403).
+    Deny,
 }
 
 // Parsed once per run: the size of the arguments does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check AuthorizationPolicy and RequestAuthentication YAML: every error the module would
+    /// refuse the configuration for, and warnings for legal but suspicious policies.
+    ///
+    /// Exit status: 0 clean (warnings allowed unless --strict), 1 errors (or warnings with
+    /// --strict), 2 usage or I/O problems.
+    #[command(after_long_help = check::JSON_HELP)]
+    Check(CheckArgs),
+    /// Decide one request as the module would, and explain why: which policies apply to the
+    /// workload, which rule of which policy matched or failed on which field, and what Envoy
+    /// answers.
+    ///
+    /// Exit status: 0 explained (and as --expect says), 1 the configuration is refused or the
+    /// decision is not the one --expect names, 2 usage or I/O problems.
+    #[command(after_long_help = explain::JSON_HELP)]
+    Explain(Box<ExplainArgs>),
     /// Compile AuthorizationPolicy and RequestAuthentication YAML into Warden's plugin
     /// configuration (WasmPlugin.pluginConfig) or an Envoy ECDS resource file.
     Compile(CompileArgs),
@@ -45,6 +105,100 @@ enum Command {
     /// The playground's helper services (the echo application and the JWT issuer).
     #[command(subcommand)]
     Playground(PlaygroundCommand),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// YAML or JSON files or directories (read recursively); `-` reads standard input.
+    #[arg(required = true, value_name = "FILES")]
+    files: Vec<PathBuf>,
+    /// The namespace of objects without metadata.namespace (as `kubectl apply -n`).
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    strict: bool,
+    /// How to report.
+    #[arg(short, long, value_enum, default_value = "human")]
+    output: OutputFormat,
+    /// Plugin settings (YAML or JSON): `rootNamespace`, `trustDomain`, … (as for compile).
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// Also list the documents of other kinds that were skipped.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// The policy files or directories (`-` reads standard input).
+    #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
+    policies: Vec<PathBuf>,
+    /// The workload: `NAMESPACE[/NAME][,LABEL=VALUE…]`, e.g. `api/backend,app=backend`.
+    /// Policies select on the namespace and labels; the name is only shown.
+    #[arg(long, value_name = "NS[/NAME][,LABEL=VALUE…]")]
+    workload: WorkloadArg,
+    /// `:method`.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// `:path`, with any query (`/api/orders?id=1`).
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// `:authority` (the Host header), with the port if the client would send one.
+    #[arg(long)]
+    host: Option<String>,
+    /// A request header `NAME:VALUE`; repeat for several (or for a repeated header).
+    #[arg(short = 'H', long = "header", value_name = "NAME:VALUE")]
+    headers: Vec<String>,
+    /// The peer's mTLS identity: a SPIFFE ID (`spiffe://cluster.local/ns/web/sa/frontend`) or
+    /// `NAMESPACE/SERVICEACCOUNT` in the mesh's trust domain. Without it, the request is
+    /// plaintext.
+    #[arg(long, value_name = "SPIFFE_ID|NS/SA")]
+    peer: Option<String>,
+    /// A plaintext request, no peer certificate (the default; says so explicitly).
+    #[arg(long, conflicts_with = "peer")]
+    plaintext: bool,
+    /// `source.ip` (the direct peer).
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<IpAddr>,
+    /// `remote.ip` (the original client); default the source IP.
+    #[arg(long, value_name = "IP")]
+    remote_ip: Option<IpAddr>,
+    /// `destination.ip`.
+    #[arg(long, value_name = "IP")]
+    destination_ip: Option<IpAddr>,
+    /// `destination.port` (the workload's port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// `connection.sni`.
+    #[arg(long)]
+    sni: Option<String>,
+    /// A JWT, sent as `Authorization: Bearer <JWT>` (or `@FILE`). Verified with the
+    /// configuration's inline JWKS, or with --jwks; without keys, its signature is not
+    /// verified (the report says so) but every other check is made.
+    #[arg(long, value_name = "JWT", conflicts_with = "claims")]
+    token: Option<String>,
+    /// The keys of issuers whose rules name a jwksUri (or rely on discovery): a JWKS file.
+    #[arg(long, value_name = "FILE", requires = "token")]
+    jwks: Option<PathBuf>,
+    /// The claims of a verified JWT, as a JSON object (or `@FILE`), instead of a token.
+    #[arg(long, value_name = "JSON")]
+    claims: Option<String>,
+    /// The time to check `exp`/`nbf` against, in Unix seconds; default now.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    time: Option<u64>,
+    /// The namespace of objects without metadata.namespace (as `kubectl apply -n`).
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Plugin settings (YAML or JSON): `rootNamespace`, `trustDomain`, … (as for compile).
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// How to report.
+    #[arg(short, long, value_enum, default_value = "human")]
+    output: OutputFormat,
+    /// Exit 1 unless the request is allowed (or denied): policy tests in CI.
+    #[arg(long, value_enum)]
+    expect: Option<Expectation>,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +237,21 @@ struct CompileArgs {
     /// sidecar).
     #[arg(long, default_value = "istio-system")]
     namespace: String,
+    /// The namespace of policies without metadata.namespace (as `kubectl apply -n`; `check`
+    /// and `explain` call it --namespace).
+    #[arg(long, default_value = "default", value_name = "NAMESPACE")]
+    policy_namespace: String,
+    /// Emit only what applies to this workload (`NAMESPACE[/NAME][,LABEL=VALUE…]`), and name it
+    /// as the configuration's `workload`.
+    #[arg(long, value_name = "NS[/NAME][,LABEL=VALUE…]")]
+    workload: Option<WorkloadArg>,
+    /// Fetch each rule's jwksUri (or the issuer's OpenID discovery document and its jwks_uri),
+    /// as istiod does, and inline the keys as `jwks`.
+    #[arg(long)]
+    inline_jwks: bool,
+    /// With --inline-jwks: the deadline of each fetch (`10s`, `500ms`).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    timeout: String,
 }
 
 #[derive(Debug, Args)]
@@ -219,30 +388,47 @@ struct EchoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.color {
+        ColorWhen::Auto => {}
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+    }
+    // The policy commands keep 1 for findings; anything that stops them is a usage or I/O
+    // problem. The other commands have one failure status.
+    let failure = match &cli.command {
+        Command::Check(_) | Command::Explain(_) | Command::Compile(_) => EXIT_USAGE,
+        _ => 1,
+    };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
-            eprintln!("warden: error: {error:#}");
-            ExitCode::FAILURE
+            let _ = style::eprint(&format!(
+                "warden: {}: {error:#}\n",
+                style::paint(style::BAD, "error")
+            ));
+            ExitCode::from(failure)
         }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
+    let done = |()| ExitCode::SUCCESS;
     match cli.command {
+        Command::Check(args) => run_check(args),
+        Command::Explain(args) => run_explain(*args),
         Command::Compile(args) => run_compile(args),
-        Command::Token(TokenCommand { action: None, mint }) => run_mint(mint),
+        Command::Token(TokenCommand { action: None, mint }) => run_mint(mint).map(done),
         Command::Token(TokenCommand { action: Some(TokenAction::Mint(mint)), .. }) => {
-            run_mint(mint)
+            run_mint(mint).map(done)
         }
         Command::Token(TokenCommand { action: Some(TokenAction::Jwks(args)), .. }) => {
-            run_jwks(args)
+            run_jwks(args).map(done)
         }
         Command::Token(TokenCommand { action: Some(TokenAction::Keygen(args)), .. }) => {
-            run_keygen(args)
+            run_keygen(args).map(done)
         }
         Command::Playground(PlaygroundCommand::Echo(args)) => {
-            playground::echo::run(&args.listen, &args.name)
+            playground::echo::run(&args.listen, &args.name).map(done)
         }
         Command::Playground(PlaygroundCommand::Issuer(args)) => {
             let issuer = args.issuer.unwrap_or_else(|| format!("http://{}", args.listen));
@@ -256,29 +442,199 @@ fn run(cli: Cli) -> Result<()> {
                     rsa_bits: args.rsa_bits,
                 },
             )
+            .map(done)
         }
     }
 }
 
-fn run_compile(args: CompileArgs) -> Result<()> {
-    let documents = k8s::load(&args.files)?;
-    let selection = match compile::select(&documents) {
-        Ok(selection) => selection,
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("warden: error: {error}");
-            }
-            bail!("{} error(s); nothing written", errors.len());
+/// Loads and validates the policy files.
+fn analyze(
+    files: &[PathBuf],
+    settings: Option<&PathBuf>,
+    namespace: &str,
+) -> Result<analysis::Analysis> {
+    let settings = analysis::read_settings(settings)?;
+    let loaded = k8s::load(files)?;
+    Ok(analysis::analyze(loaded, settings, namespace))
+}
+
+/// Writes the errors (and notes) of an analysis to standard error; true if there were errors.
+fn report_errors(analysis: &analysis::Analysis, command: &str) -> Result<bool> {
+    let mut text = String::new();
+    for diagnostic in analysis.diagnostics.iter().filter(|d| d.severity != Severity::Warning) {
+        text.push_str(&check::diagnostic_line(diagnostic));
+        text.push('\n');
+    }
+    let errors = analysis.count(Severity::Error);
+    if errors > 0 {
+        text.push_str(&format!(
+            "warden: {command}: {errors} error(s): the module would refuse this configuration \
+             (`warden check` reports warnings too)\n"
+        ));
+    }
+    style::eprint(&text)?;
+    Ok(errors > 0)
+}
+
+fn run_check(args: CheckArgs) -> Result<ExitCode> {
+    let mut analysis = analyze(&args.files, args.settings.as_ref(), &args.namespace)?;
+    analysis.lint();
+    match args.output {
+        OutputFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&check::json(&analysis, args.strict))?;
+            text.push('\n');
+            output::emit(None, text.as_bytes())?;
+        }
+        OutputFormat::Human => style::print(&check::human(&analysis, args.strict, args.verbose))?,
+    }
+    Ok(if check::passed(&analysis, args.strict) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    })
+}
+
+/// A flag's value, or with `@FILE` the file's content.
+fn value_or_file(text: &str) -> Result<String> {
+    match text.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file)
+            .map(|s| s.trim().to_string())
+            .with_context(|| format!("reading {file}")),
+        None => Ok(text.to_string()),
+    }
+}
+
+fn run_explain(args: ExplainArgs) -> Result<ExitCode> {
+    let analysis = analyze(&args.policies, args.settings.as_ref(), &args.namespace)?;
+    if report_errors(&analysis, "explain")? {
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    }
+    let credential = match (&args.token, &args.claims) {
+        (Some(token), _) => Credential::Token(value_or_file(token)?),
+        (None, Some(claims)) => {
+            let text = value_or_file(claims)?;
+            let claims: Map<String, Value> =
+                serde_json::from_str(&text).context("--claims must be a JSON object")?;
+            Credential::Claims(claims)
+        }
+        (None, None) => Credential::None,
+    };
+    let jwks = match &args.jwks {
+        None => None,
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let set = warden::authn::parse_fetched_jwks(&bytes)
+                .map_err(|e| anyhow!("{}: not a usable JWKS: {e}", path.display()))?;
+            Some((path.display().to_string(), set))
         }
     };
-    for (origin, what) in &selection.skipped {
+    let now = match args.time {
+        Some(time) => time,
+        None => u64::try_from(token::now()).unwrap_or_default(),
+    };
+    let request = explain::RequestArgs {
+        method: args.method,
+        path: args.path,
+        host: args.host,
+        headers: args.headers,
+        peer: if args.plaintext { None } else { args.peer },
+        source_ip: args.source_ip,
+        remote_ip: args.remote_ip,
+        destination_ip: args.destination_ip,
+        port: args.port,
+        sni: args.sni,
+    };
+    let report = explain::explain(explain::Inputs {
+        analysis: &analysis,
+        workload: args.workload,
+        request,
+        credential,
+        jwks,
+        now,
+    })?;
+    match args.output {
+        OutputFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&report.json())?;
+            text.push('\n');
+            output::emit(None, text.as_bytes())?;
+        }
+        OutputFormat::Human => style::print(&report.human())?,
+    }
+    let expected = match args.expect {
+        None => true,
+        Some(Expectation::Allow) => report.allowed(),
+        Some(Expectation::Deny) => !report.allowed(),
+    };
+    if !expected {
+        style::eprint(&format!(
+            "warden: explain: {}: expected the request to be {}\n",
+            style::paint(style::BAD, "unexpected decision"),
+            if report.allowed() { "denied" } else { "allowed" }
+        ))?;
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_compile(args: CompileArgs) -> Result<ExitCode> {
+    let mut analysis = analyze(&args.files, args.settings.as_ref(), &args.policy_namespace)?;
+    if report_errors(&analysis, "compile")? {
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    }
+    for (origin, what) in &analysis.skipped {
         eprintln!("warden: note: skipped {origin}: {what} is not an Istio security policy");
     }
-    if selection.policies.is_empty() {
+    if analysis.entries.is_empty() {
         eprintln!("warden: warning: no AuthorizationPolicy or RequestAuthentication found: every request will be allowed");
     }
-    let settings = args.settings.as_deref().map(read_structured).transpose()?;
-    let config = compile::plugin_config(selection.policies, settings.as_ref())?;
+    let root = analysis.settings.root_namespace.clone();
+    let workload = args.workload.as_ref().map(|w| &w.workload);
+    if let Some(workload) = workload {
+        let kept: Vec<_> =
+            compile::for_workload(&analysis.entries, workload, &root).cloned().collect();
+        eprintln!(
+            "warden: note: {} of {} objects apply to workload {}",
+            kept.len(),
+            analysis.entries.len(),
+            args.workload.as_ref().map(|w| w.to_string()).unwrap_or_default()
+        );
+        analysis.entries = kept;
+    }
+    if args.inline_jwks {
+        let timeout = warden::config::duration::parse(&args.timeout)
+            .map_err(|e| anyhow!("--timeout {:?}: {e}", args.timeout))?;
+        let mut fetcher = fetch::Fetcher::new(timeout);
+        for inlined in fetch::inline_jwks(&mut analysis.entries, &mut fetcher)? {
+            eprintln!(
+                "warden: note: {}: inlined {} key(s) from {}",
+                inlined.rule, inlined.keys, inlined.uri
+            );
+            for skipped in inlined.skipped {
+                eprintln!("warden: note: {}: left out {skipped}", inlined.rule);
+            }
+        }
+    }
+    let policies: Vec<Value> = analysis.entries.iter().map(|e| e.value.clone()).collect();
+    let config = compile::plugin_config(policies, &analysis.settings, workload)?;
+    // What is written must be what the module accepts, inlined keys included.
+    let parsed: warden::config::PluginConfig = serde_json::from_value(config.clone())?;
+    let node = warden::config::Workload { namespace: root, labels: Default::default() };
+    if let Err(errors) = warden::enforcer::Enforcer::new(&parsed, Some(node)) {
+        for error in errors.0 {
+            eprintln!("warden: error: {error}");
+        }
+        eprintln!("warden: compile: the module refuses the result; nothing written");
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    }
+    if args.format == Format::EnvoyNative {
+        let inputs: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+        let json =
+            args.output.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e == "json"));
+        let text = native::compile(&parsed, &inputs, json)?;
+        output::emit(args.output.as_deref(), text.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let options = EcdsOptions {
         name: args.name,
         wasm: args.wasm.unwrap_or_else(|| args.format.default_wasm().to_string()),
@@ -294,14 +650,8 @@ fn run_compile(args: CompileArgs) -> Result<()> {
         &inputs,
         args.output.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e == "json")),
     )?;
-    output::emit(args.output.as_deref(), text.as_bytes())
-}
-
-/// Reads a YAML or JSON file holding one document.
-fn read_structured(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))
+    output::emit(args.output.as_deref(), text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_key(path: &Path, alg: Option<Algorithm>) -> Result<SigningKey> {

@@ -126,7 +126,7 @@ fn compile_reports_every_broken_document_and_writes_nothing() {
         dir.join("p.yaml"),
         "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: x}\n\
          spec: {rules: [{to: [{operation: {method: [GET]}}]}]}\n---\n\
-         apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: b}\nspec: {}\n",
+         apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {namespace: x}\nspec: {}\n",
     )
     .unwrap();
     let out = dir.join("out.yaml");
@@ -134,9 +134,12 @@ fn compile_reports_every_broken_document_and_writes_nothing() {
         warden().arg("compile").arg(dir.join("p.yaml")).arg("-o").arg(&out).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("(document 1): AuthorizationPolicy x/a: spec.rules[0]"), "{stderr}");
     assert!(
-        stderr.contains("(document 2): AuthorizationPolicy /b: metadata.namespace"),
+        stderr.contains("(document 1): error: AuthorizationPolicy x/a: spec.rules[0]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(document 2): error: AuthorizationPolicy x/: metadata.name: is required"),
         "{stderr}"
     );
     assert!(!out.exists());

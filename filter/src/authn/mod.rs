@@ -71,7 +71,8 @@ pub fn identity_from_payload(
     payload: &serde_json::Map<String, serde_json::Value>,
     space_delimited_claims: &[String],
 ) -> crate::request::Identity {
-    let string = |name: &str| payload.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
+    let string =
+        |name: &str| payload.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
     crate::request::Identity {
         issuer: string("iss").unwrap_or_default(),
         subject: string("sub"),
