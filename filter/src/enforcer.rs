@@ -284,6 +284,16 @@ impl Enforcer {
     /// (`None` when nothing is to be logged). AUDIT matches and dry-run would-denies are logged
     /// unless the setting is `none`.
     pub fn log_line(&self, verdict: &Verdict, request: &Request<'_>) -> Option<String> {
+        self.log_line_at(self.decision_log, verdict, request)
+    }
+
+    /// [`Enforcer::log_line`] as if `log.decisions` were `level` (`all` for debug logs).
+    pub fn log_line_at(
+        &self,
+        level: DecisionLog,
+        verdict: &Verdict,
+        request: &Request<'_>,
+    ) -> Option<String> {
         let what = || format!("{} {}", printable(request.method, 16), printable(request.path, 256));
         let notes = |decision: &Decision| {
             let mut notes = String::new();
@@ -298,7 +308,7 @@ impl Enforcer {
             }
             notes
         };
-        match (self.decision_log, verdict) {
+        match (level, verdict) {
             (DecisionLog::None, _) | (_, Verdict::Wait { .. }) => None,
             (_, Verdict::Deny(deny)) => Some(format!(
                 "warden: denied {} with {}: {}{}",

@@ -121,6 +121,7 @@ impl Context for WardenRoot {
 
 impl RootContext for WardenRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
+        follow_host_log_level();
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         let result = enforcer::parse_plugin_config(&bytes)
             .and_then(|config| Enforcer::new(&config, node_workload()));
@@ -160,6 +161,14 @@ impl RootContext for WardenRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+/// Logs below Envoy's level for Wasm are never formatted or sent: each one would cost a host
+/// call on the request path.
+fn follow_host_log_level() {
+    if let Ok(level) = proxy_wasm::hostcalls::get_log_level() {
+        proxy_wasm::set_log_level(level);
     }
 }
 

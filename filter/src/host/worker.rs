@@ -15,7 +15,7 @@ use super::metrics::{self, Metrics};
 use super::request::RequestData;
 use crate::authn::{PureRust, SignatureVerifier, SourceId, TokenCache};
 use crate::authz::{DryRunAllow, Reason, RuleRef};
-use crate::config::plugin::Crypto;
+use crate::config::plugin::{Crypto, DecisionLog};
 use crate::enforcer::{Allow, Cause, Deny, Enforcer, Verdict};
 use crate::keystore::{KeyStore, SharedStore};
 use crate::request::Request;
@@ -293,9 +293,14 @@ impl Worker {
 
     /// The decision for access logs (filter state) and Envoy's log.
     fn record(&self, request: &Request<'_>, verdict: &Verdict) {
-        let _ = abi::set_filter_state(DECISION_STATE, self.enforcer.summary(verdict).as_bytes());
+        let summary = self.enforcer.summary(verdict);
+        let _ = abi::set_filter_state(DECISION_STATE, summary.as_bytes());
         if let Some(line) = self.enforcer.log_line(verdict, request) {
             log::info!("{line}");
+        } else if log::log_enabled!(log::Level::Debug) {
+            if let Some(line) = self.enforcer.log_line_at(DecisionLog::All, verdict, request) {
+                log::debug!("{line}");
+            }
         }
     }
 }

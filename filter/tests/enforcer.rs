@@ -1,0 +1,278 @@
+//! The enforcer end to end, natively: plugin configuration in, verdicts out, exactly as the
+//! Envoy module carries them out (status, body, headers, gRPC status, response-code details).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jwt_simple::prelude::*;
+use serde_json::{json, Value};
+use warden::authn::{KeyProvider, Keys, PureRust, SourceId, TokenCache};
+use warden::config::{ConfigErrors, Workload};
+use warden::enforcer::{self, Cause, Enforcer, Verdict};
+use warden::request::{Connection, Peer, Request};
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+const ISSUER: &str = "https://issuer.example";
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn jwks() -> String {
+    json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": Base64UrlSafeNoPadding::encode_to_string(SECRET).unwrap()}]})
+        .to_string()
+}
+
+fn token(claims: Value) -> String {
+    let key = HS256Key::from_bytes(SECRET).with_key_id("k1");
+    let custom: serde_json::Map<String, Value> = serde_json::from_value(claims).unwrap();
+    let claims = Claims::with_custom_claims(custom, Duration::from_mins(10))
+        .with_issuer(ISSUER)
+        .with_subject("alice")
+        .with_audience("backend");
+    key.authenticate(claims).unwrap()
+}
+
+fn policies() -> Value {
+    json!([
+        {"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
+         "metadata": {"name": "jwt", "namespace": "api"},
+         "spec": {"jwtRules": [{"issuer": ISSUER, "jwks": jwks(), "audiences": ["backend"],
+                                "outputClaimToHeaders": [{"header": "x-jwt-sub", "claim": "sub"}]}]}},
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "allow-frontend", "namespace": "api"},
+         "spec": {"rules": [{"from": [{"source": {"principals": ["cluster.local/ns/web/sa/frontend"]}}],
+                             "to": [{"operation": {"methods": ["GET"], "paths": ["/api/*"]}}]}]}},
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "admin", "namespace": "api"},
+         "spec": {"rules": [{"to": [{"operation": {"paths": ["/admin"]}}],
+                             "when": [{"key": "request.auth.claims[scope]", "values": ["admin"]}]}]}},
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "no-delete", "namespace": "istio-system"},
+         "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["DELETE"]}}]}]}},
+    ])
+}
+
+fn enforcer_with(policies: Value) -> Result<Enforcer, ConfigErrors> {
+    let config = json!({"workload": {"namespace": "api", "labels": {"app": "backend"}}, "policies": policies});
+    let config = enforcer::parse_plugin_config(config.to_string().as_bytes())?;
+    Enforcer::new(&config, None)
+}
+
+struct NoRemoteKeys;
+impl KeyProvider for NoRemoteKeys {
+    fn keys(&self, _: SourceId) -> Keys<'_> {
+        Keys::Pending
+    }
+}
+
+const FRONTEND: &[u8] = b"spiffe://cluster.local/ns/web/sa/frontend";
+
+fn check(
+    enforcer: &Enforcer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    peer: Option<&[u8]>,
+) -> Verdict {
+    let mut all: Vec<(&[u8], &[u8])> =
+        vec![(b":method", method.as_bytes()), (b":path", path.as_bytes())];
+    all.extend(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+    let uris = peer.map(|p| [p]);
+    let request = Request {
+        method: method.as_bytes(),
+        path: path.as_bytes(),
+        host: b"backend.api",
+        headers: &all,
+        connection: Connection {
+            peer: uris.as_ref().map(|u| Peer { uri_sans: u, dns_sans: &[], subject: None }),
+            ..Connection::default()
+        },
+    };
+    enforcer.check(&request, now(), &NoRemoteKeys, &mut TokenCache::new(16), &PureRust)
+}
+
+#[test]
+fn allowed_request_names_its_rule_and_strips_forged_claim_headers() {
+    let e = enforcer_with(policies()).unwrap();
+    let verdict = check(&e, "GET", "/api/orders", &[("x-jwt-sub", "forged")], Some(FRONTEND));
+    let Verdict::Allow(allow) = &verdict else { panic!("{verdict:?}") };
+    assert!(allow.headers.removals().any(|h| h == "x-jwt-sub"));
+    assert_eq!(e.summary(&verdict), "allowed ns[api]-policy[allow-frontend]-rule[0]");
+}
+
+#[test]
+fn no_allow_match_is_403_with_none_details() {
+    // Envoy rbac_filter.cc: 403 "RBAC: access denied", details rbac_access_denied_matched_policy[none].
+    let e = enforcer_with(policies()).unwrap();
+    let Verdict::Deny(deny) = check(&e, "POST", "/api/orders", &[], Some(FRONTEND)) else {
+        panic!()
+    };
+    assert_eq!((deny.status, deny.body), (403, "RBAC: access denied"));
+    assert_eq!(deny.details, "rbac_access_denied_matched_policy[none]");
+    assert_eq!(deny.grpc_status, None);
+}
+
+#[test]
+fn deny_policy_is_named_in_the_details() {
+    let e = enforcer_with(policies()).unwrap();
+    let Verdict::Deny(deny) = check(&e, "DELETE", "/api/orders", &[], Some(FRONTEND)) else {
+        panic!()
+    };
+    assert_eq!(
+        deny.details,
+        "rbac_access_denied_matched_policy[ns[istio-system]-policy[no-delete]-rule[0]]"
+    );
+}
+
+#[test]
+fn grpc_requests_get_permission_denied() {
+    let e = enforcer_with(policies()).unwrap();
+    let Verdict::Deny(deny) = check(
+        &e,
+        "POST",
+        "/pkg.Svc/Call",
+        &[("content-type", "application/grpc+proto")],
+        Some(FRONTEND),
+    ) else {
+        panic!()
+    };
+    assert_eq!(deny.grpc_status, Some(enforcer::GRPC_PERMISSION_DENIED));
+}
+
+#[test]
+fn valid_token_with_claim_passes_authorization_and_sets_claim_header() {
+    let e = enforcer_with(policies()).unwrap();
+    let t = token(json!({"scope": "read admin"}));
+    let verdict = check(&e, "GET", "/admin", &[("authorization", &format!("Bearer {t}"))], None);
+    let Verdict::Allow(allow) = &verdict else { panic!("{verdict:?}") };
+    assert_eq!(allow.identity.as_ref().unwrap().principal().unwrap(), format!("{ISSUER}/alice"));
+    assert!(allow.headers.set.iter().any(|(n, v)| n == "x-jwt-sub" && v == b"alice"));
+    assert!(allow.headers.removals().any(|h| h == "authorization"), "the token is not forwarded");
+}
+
+#[test]
+fn token_without_the_claim_is_authenticated_but_denied() {
+    let e = enforcer_with(policies()).unwrap();
+    let t = token(json!({"scope": "read"}));
+    let Verdict::Deny(deny) =
+        check(&e, "GET", "/admin", &[("authorization", &format!("Bearer {t}"))], None)
+    else {
+        panic!()
+    };
+    assert!(matches!(deny.cause, Cause::Unauthorized(_)));
+    assert_eq!(deny.status, 403);
+}
+
+#[test]
+fn invalid_token_is_401_before_any_policy_even_one_that_would_allow() {
+    // Istio: jwt_authn runs before RBAC; an ALLOW never rescues an invalid token.
+    let e = enforcer_with(policies()).unwrap();
+    let t = token(json!({"scope": "admin"}));
+    let tampered = format!("{}x", &t[..t.len() - 1]);
+    let verdict = check(
+        &e,
+        "GET",
+        "/api/orders",
+        &[("authorization", &format!("Bearer {tampered}"))],
+        Some(FRONTEND),
+    );
+    let Verdict::Deny(deny) = &verdict else { panic!("{verdict:?}") };
+    assert_eq!(deny.status, 401);
+    let (name, value) = &deny.headers[0];
+    assert_eq!(*name, "www-authenticate");
+    assert!(
+        value.starts_with("Bearer realm=") && value.ends_with("error=\"invalid_token\""),
+        "{value}"
+    );
+    assert!(deny.details.starts_with("jwt_authn_access_denied{"), "{}", deny.details);
+    assert!(e.summary(&verdict).starts_with("unauthenticated "));
+}
+
+#[test]
+fn grpc_requests_with_bad_tokens_get_unauthenticated() {
+    let e = enforcer_with(policies()).unwrap();
+    let Verdict::Deny(deny) = check(
+        &e,
+        "POST",
+        "/pkg.Svc/Call",
+        &[("content-type", "application/grpc"), ("authorization", "Bearer a.b.c")],
+        None,
+    ) else {
+        panic!()
+    };
+    assert_eq!(deny.grpc_status, Some(enforcer::GRPC_UNAUTHENTICATED));
+}
+
+#[test]
+fn remote_keys_not_fetched_yet_make_the_request_wait() {
+    let remote = json!([{"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
+        "metadata": {"name": "jwt", "namespace": "api"},
+        "spec": {"jwtRules": [{"issuer": ISSUER, "jwksUri": "https://issuer.example/keys", "timeout": "2s"}]}}]);
+    let e = enforcer_with(remote).unwrap();
+    let t = token(json!({}));
+    let Verdict::Wait { sources } =
+        check(&e, "GET", "/", &[("authorization", &format!("Bearer {t}"))], None)
+    else {
+        panic!()
+    };
+    assert_eq!(e.wait_limit(&sources), std::time::Duration::from_secs(2));
+    assert_eq!(e.authn().remote_sources()[sources[0].0].cluster, "outbound|443||issuer.example");
+}
+
+#[test]
+fn every_error_in_a_configuration_is_reported_with_object_and_field() {
+    let errors = enforcer_with(json!([
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "bad-ip", "namespace": "api"},
+         "spec": {"rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.0/33"]}}]}]}},
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "deny-nothing", "namespace": "api"}, "spec": {"action": "DENY"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "api"}},
+    ]))
+    .unwrap_err();
+    let text = errors.to_string();
+    assert_eq!(errors.0.len(), 3, "{text}");
+    assert!(
+        text.contains("AuthorizationPolicy api/bad-ip: spec.rules[0].from[0].source.ipBlocks[0]"),
+        "{text}"
+    );
+    assert!(text.contains("AuthorizationPolicy api/deny-nothing"), "{text}");
+    assert!(text.contains("policies[2]"), "{text}");
+}
+
+#[test]
+fn duplicate_objects_are_refused() {
+    let one = json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+                     "metadata": {"name": "p", "namespace": "api"}, "spec": {}});
+    let errors = enforcer_with(json!([one, one])).unwrap_err();
+    assert!(errors.to_string().contains("duplicate"), "{errors}");
+}
+
+#[test]
+fn unknown_plugin_settings_are_refused() {
+    let errors =
+        enforcer::parse_plugin_config(br#"{"policies": [], "peerIdentiy": "xfcc"}"#).unwrap_err();
+    assert!(errors.to_string().contains("peerIdentiy"), "{errors}");
+}
+
+#[test]
+fn workload_must_be_known() {
+    let config = enforcer::parse_plugin_config(br#"{"policies": []}"#).unwrap();
+    assert!(Enforcer::new(&config, None).is_err());
+    let node = Workload { namespace: "api".into(), labels: Default::default() };
+    assert!(Enforcer::new(&config, Some(node)).unwrap().is_passthrough());
+}
+
+#[test]
+fn log_lines_follow_the_setting() {
+    let e = enforcer_with(policies()).unwrap();
+    let allowed = check(&e, "GET", "/api/orders", &[], Some(FRONTEND));
+    let denied = check(&e, "DELETE", "/x\u{7f}y", &[], Some(FRONTEND));
+    let request = Request { method: b"DELETE", path: b"/x\x7fy", ..Request::default() };
+    assert_eq!(e.log_line(&allowed, &request), None, "the default logs denials only");
+    let line = e.log_line(&denied, &request).unwrap();
+    assert!(line.contains("DELETE /x\\x7fy") && line.contains("no-delete"), "{line}");
+}
