@@ -10,11 +10,19 @@
 #                          loaded), the ports check, the Istio manifests check and
 #                          `docker-compose config -q`
 #   make istio             regenerate envoy/istio/{wasmplugin,envoyfilter}.yaml from envoy/policies
+#   make e2e               the e2e suite in the real Envoy mesh (e2e/run.sh): starts the
+#                          playground if it is not running, stops it afterwards if it started it
 #   make test              the whole suite: lint, unit and conformance tests (native and wasm32),
 #                          the module build, config validation, and the e2e suite in real Envoy
 #   make lint              cargo fmt --check, clippy (native and wasm32) with -D warnings
 #   make test-native       cargo test for the whole workspace
 #   make test-wasm         the core's tests compiled to wasm32, run under node (wasm-bindgen-test)
+#   make bench             criterion micro-benchmarks of the core (benches/README.md)
+#   make bench-envoy       Warden against Envoy's native filters under load, in the real Envoy
+#                          (~8 minutes; ROUNDS, DURATION, WARMUP, CONNECTIONS, POOL, ONLY):
+#                          benches/results/<date>.md, latest.md and the chart
+#   make bench-envoy-check the differential test: native filters and Warden, generated from the
+#                          same policies, must answer every request of a corpus alike
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -113,3 +121,23 @@ test-native:
 test-wasm:
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(TOOLS)/bin/wasm-bindgen-test-runner \
 	  cargo test -p warden --target wasm32-unknown-unknown --lib --tests
+
+.PHONY: e2e
+
+# The end-to-end suite: builds the module and the command (the mesh runs both), then e2e/run.sh.
+# A mesh already running with an older module or command is restarted by the suite.
+e2e: wasm cli
+	e2e/run.sh
+
+# Benchmarks (benches/README.md). The harness builds into target/bench (the module with
+# `make wasm`); variables given to make (ROUNDS=5, ONLY=…) reach the scripts.
+.PHONY: bench bench-envoy bench-envoy-check
+
+bench:
+	CARGO_TARGET_DIR=$(CURDIR)/target/bench cargo bench -p warden-benches
+
+bench-envoy:
+	benches/envoy/run.sh
+
+bench-envoy-check:
+	benches/envoy/diff.sh

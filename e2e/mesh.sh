@@ -19,6 +19,7 @@
 #                            generated Warden configuration loaded into each sidecar's node
 #                            (so the module's on_configure runs), the ports check and
 #                            `docker-compose config -q`
+#   e2e/mesh.sh compile DIR  what reload would write, into DIR instead
 #   e2e/mesh.sh check-ports  every `port_value` in envoy/*.yaml agrees with envoy/ports.env
 #   e2e/mesh.sh try          print curl commands to try, with the answers to expect
 #   e2e/mesh.sh clean        stop, then remove the run directory and generated files
@@ -170,7 +171,9 @@ wait_for() {
   local name="$1" url="$2" pattern="${3:-}" deadline body
   deadline=$(($(date +%s) + READY_TIMEOUT))
   while :; do
-    if ! running "$name"; then
+    # The process itself, not `running`: right after `launch` the child may not have exec'd its
+    # program yet, so its command line does not show the marker.
+    if ! kill -0 "$(cat "$(pidfile "$name")" 2>/dev/null)" 2>/dev/null; then
       tail -n 30 "$RUN_DIR/logs/$name.log" >&2 || true
       die "$name exited (log: $RUN_DIR/logs/$name.log)"
     fi
@@ -214,7 +217,7 @@ stop_one() {
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     log "stopped $name (pid $pid)"
   fi
   rm -f "$(pidfile "$name")"
@@ -272,6 +275,14 @@ cmd_reload() {
   [ -x "$WARDEN" ] || die "$WARDEN is missing (make cli)"
   compile_ecds "$ECDS" "$ECDS_WASM_CRYPTO" || die "warden compile failed"
   log "wrote $ECDS and $ECDS_WASM_CRYPTO; running sidecars reload them"
+}
+
+# compile DIR: what reload would write, written to DIR instead (the e2e suite compares it with
+# what the sidecars run).
+cmd_compile() {
+  [ -n "${1:-}" ] || die "compile needs a directory"
+  mkdir -p "$1" "$RUN_DIR"
+  compile_ecds "$1/warden.yaml" "$1/warden-wasm-crypto.yaml"
 }
 
 cmd_restart_envoy() {
@@ -404,6 +415,7 @@ Plaintext and TLS
 EOF
   t "curl http://127.0.0.1:$BACKEND_PLAINTEXT_PORT/healthz" "200 (allow-health-checks needs no identity)"
   t "curl http://127.0.0.1:$BACKEND_PLAINTEXT_PORT/api/orders" "403: plaintext has no peer identity (ISTIO-SECURITY-2021-004)"
+  t "curl -H 'X-Forwarded-For: 10.1.2.3' http://127.0.0.1:$BACKEND_PLAINTEXT_PORT/internal/status" "403: allow-ops-network sees the TCP peer (127.0.0.1), not the header"
   t "curl $TLS $B/api/orders" "fails: without a client certificate the TLS handshake is refused"
   t "curl $TLS --cert $L/outsider/tls.crt --key $L/outsider/tls.key $B/api/orders" "fails: frontend's SPIFFE ID, but signed by a CA the mesh does not trust"
   t "curl $TLS --cert $L/multi-san/tls.crt --key $L/multi-san/tls.key $B/api/orders" "403: the second URI SAN is in rogue, and quarantine-rogue sees every SAN"
@@ -438,9 +450,10 @@ case "${1:-}" in
   status) cmd_status ;;
   generate) cmd_generate ;;
   reload) cmd_reload ;;
+  compile) cmd_compile "${2:-}" ;;
   validate) cmd_validate ;;
   check-ports) cmd_check_ports ;;
   try) cmd_try ;;
   clean) cmd_clean ;;
-  *) die "usage: $0 start | stop | restart | restart-envoy W | status | generate | reload | try | validate | check-ports | clean" ;;
+  *) die "usage: $0 start | stop | restart | restart-envoy W | status | generate | reload | compile DIR | try | validate | check-ports | clean" ;;
 esac
