@@ -231,6 +231,11 @@ impl KeyStore {
     pub fn request_refetch(&mut self, source: SourceId, now: u64) -> bool {
         let min = millis(self.settings.min_refetch_interval);
         let Some(source) = self.sources.get_mut(source.0) else { return false };
+        // While the issuer is failing, a request would only wait for another failure: refuse
+        // at once (the regular retries go on, with backoff).
+        if source.failed_at.is_some() {
+            return false;
+        }
         if source.in_flight.is_some() || source.refetch_wanted.is_some() {
             return true;
         }
@@ -239,6 +244,25 @@ impl KeyStore {
         }
         source.refetch_wanted = Some(now);
         true
+    }
+
+    /// This store is going away (its configuration was replaced or its VM is shutting down):
+    /// releases the leases of its fetches under way so other workers need not wait them out.
+    pub fn abandon(&mut self, now: u64, shared: &dyn SharedStore) {
+        for source in &mut self.sources {
+            if source.in_flight.take().is_none() {
+                continue;
+            }
+            let lease_key = format!("warden.jwks.lease|{}", source.name);
+            let (current, cas) = shared.get(&lease_key);
+            if current.as_deref().and_then(Lease::decode).is_some_and(|l| l.holder == self.holder) {
+                let _ = shared.set(
+                    &lease_key,
+                    &Lease { holder: self.holder, not_before: now }.encode(),
+                    cas,
+                );
+            }
+        }
     }
 
     /// The host could not dispatch a fetch (e.g. an unknown cluster): a failed fetch.
@@ -767,6 +791,30 @@ mod tests {
         assert!(b.poll(t + 10, &shared).is_empty(), "B imports instead of fetching again");
         assert!(!b.waiting_on(SourceId(0)));
         assert_eq!(kids(&a), kids(&b));
+    }
+
+    #[test]
+    fn abandoned_fetch_releases_its_lease_for_the_next_worker() {
+        let shared = Memory::default();
+        let (mut dying, mut b) = (worker(1), worker(2));
+        assert_eq!(dying.poll(T0, &shared).len(), 1);
+        assert!(b.poll(T0 + 10, &shared).is_empty(), "the lease holds");
+        dying.abandon(T0 + 20, &shared);
+        assert_eq!(b.poll(T0 + 30, &shared).len(), 1, "released at once");
+    }
+
+    #[test]
+    fn no_refetch_is_promised_while_the_issuer_fails() {
+        let shared = Memory::default();
+        let mut a = worker(1);
+        let f = a.poll(T0, &shared);
+        a.on_response(f[0].id, Some(200), JWKS_1.as_bytes(), T0, &shared);
+        let f = a.poll(T0 + 300_000, &shared);
+        a.on_response(f[0].id, Some(500), b"", T0 + 300_000, &shared);
+        assert!(!a.request_refetch(SourceId(0), T0 + 400_000), "refused while failing");
+        let f = a.poll(T0 + 400_000, &shared);
+        a.on_response(f[0].id, Some(200), JWKS_2.as_bytes(), T0 + 400_000, &shared);
+        assert!(a.request_refetch(SourceId(0), T0 + 500_000), "allowed again after a success");
     }
 
     #[test]

@@ -81,6 +81,15 @@ impl WardenRoot {
 }
 
 impl Context for WardenRoot {
+    fn on_done(&mut self) -> bool {
+        // This configuration is going away: let another worker fetch at once instead of
+        // waiting out the leases of fetches whose answers will never be read here.
+        if let Some(worker) = &self.worker {
+            worker.keystore.borrow_mut().abandon(abi::now_millis(), &HostShared);
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -141,7 +150,11 @@ impl RootContext for WardenRoot {
                     needs.sni,
                 );
                 self.worker = Some(Rc::new(Worker::new(enforcer)));
-                self.poll();
+                // The first fetch starts on the first tick, not here: Envoy also configures
+                // short-lived VMs (on the main thread, at start) that are destroyed at once,
+                // and a fetch started there would hold the shared lease for nothing.
+                self.set_tick_period(BUSY_TICK);
+                self.tick = BUSY_TICK;
                 true
             }
             Err(errors) => {
