@@ -13,7 +13,8 @@
 #   make e2e               the e2e suite in the real Envoy mesh (e2e/run.sh): starts the
 #                          playground if it is not running, stops it afterwards if it started it
 #   make test              the whole suite: lint, unit and conformance tests (native and wasm32),
-#                          the module build, config validation, and the e2e suite in real Envoy
+#                          the module build, config validation, the e2e suite in real Envoy,
+#                          and the differential test against Envoy's native filters
 #   make lint              cargo fmt --check, clippy (native and wasm32) with -D warnings
 #   make test-native       cargo test for the whole workspace
 #   make test-wasm         the core's tests compiled to wasm32, run under node (wasm-bindgen-test)
@@ -105,7 +106,7 @@ istio-check: cli
 
 .PHONY: test lint test-native test-wasm
 
-test: deps lint test-native test-wasm validate e2e
+test: deps lint test-native test-wasm validate e2e bench-envoy-check
 
 lint:
 	cargo fmt --all -- --check

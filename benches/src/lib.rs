@@ -1,3 +1,5 @@
 //! Shared fixtures for the benchmarks.
 
+pub mod envoy;
 pub mod policies;
+pub mod report;

@@ -339,6 +339,12 @@ impl GeneratedMesh {
         Ok(authz::compile(&self.validate(&mesh)?, &self.workload, &mesh))
     }
 
+    /// One request per generated ALLOW rule, each matching its rule, in Envoy's order of the
+    /// rules (the Envoy harness picks the ones a client on 127.0.0.1 can send).
+    pub fn allow_requests(&self) -> &[SampleRequest] {
+        &self.allow_requests
+    }
+
     /// A request that the first ALLOW rule in Envoy's order matches.
     pub fn request_matching_first(&self) -> SampleRequest {
         self.allow_requests.first().cloned().unwrap_or_else(|| base_request(0))

@@ -31,7 +31,8 @@ pub enum Format {
     /// An Istio `EnvoyFilter` inserting the Wasm filter, for Istio releases before `WasmPlugin`.
     Envoyfilter,
     /// Envoy's native `jwt_authn` and `rbac` filters for the same policies, as istiod builds
-    /// them for the settings' workload (`crate::native`): what Warden is compared against.
+    /// them for one workload (`--workload`, or `workload` in the settings): what Warden is
+    /// compared against.
     EnvoyNative,
 }
 

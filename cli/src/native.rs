@@ -59,6 +59,12 @@ const DEFAULT_JWKS_TIMEOUT: &str = "5s";
 /// Why the objects cannot be expressed as Envoy's native filters.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NativeError {
+    /// No workload: istiod builds filters per sidecar, from the policies that select it.
+    #[error(
+        "envoy-native builds the filters of one workload, as istiod does for each sidecar: \
+         give --workload NAMESPACE[,LABEL=VALUE…] or `workload` in --settings"
+    )]
+    MissingWorkload,
     /// Warden refuses the configuration: the native side is only built from objects both
     /// sides accept.
     #[error("{0}")]
@@ -80,13 +86,12 @@ pub enum NativeError {
 /// when a policy of that action selects it). Each element is an HTTP connection manager
 /// `http_filters` entry (`name`, `typed_config`); the router goes after them.
 pub fn http_filters(config: &PluginConfig) -> Result<Vec<Value>, Vec<NativeError>> {
+    let Some(workload) = config.workload.as_ref() else {
+        return Err(vec![NativeError::MissingWorkload]);
+    };
     if let Err(errors) = Enforcer::new(config, None) {
         return Err(vec![NativeError::Invalid(errors)]);
     }
-    // Enforcer::new refuses a configuration without a workload.
-    let Some(workload) = config.workload.as_ref() else {
-        return Ok(Vec::new());
-    };
     let bundle = TrustDomains::from_config(config);
     let mut jwt_rules: Vec<&JwtRule> = Vec::new();
     let mut authz: Vec<(ObjectRef, &Object<AuthorizationPolicySpec>)> = Vec::new();
@@ -1213,8 +1218,8 @@ mod tests {
         assert!(matches!(http_filters(&config).unwrap_err()[0], NativeError::Invalid(_)));
         config.policies.clear();
         config.workload = None;
-        let message = http_filters(&config).unwrap_err()[0].to_string();
-        assert!(message.contains("workload"), "{message}");
+        assert_eq!(http_filters(&config).unwrap_err(), [NativeError::MissingWorkload]);
+        assert!(NativeError::MissingWorkload.to_string().contains("--workload"));
     }
 
     #[test]

@@ -231,9 +231,12 @@ impl KeyStore {
     pub fn request_refetch(&mut self, source: SourceId, now: u64) -> bool {
         let min = millis(self.settings.min_refetch_interval);
         let Some(source) = self.sources.get_mut(source.0) else { return false };
-        // While the issuer is failing, a request would only wait for another failure: refuse
-        // at once (the regular retries go on, with backoff).
-        if source.failed_at.is_some() {
+        // Right after a failure a request would only wait for another one: refuse at once
+        // until the backoff has passed (regular retries go on meanwhile).
+        if source
+            .failed_at
+            .is_some_and(|failed| now < failed.saturating_add(backoff(source.failures)))
+        {
             return false;
         }
         if source.in_flight.is_some() || source.refetch_wanted.is_some() {
@@ -461,7 +464,7 @@ impl KeyStore {
         source.refetch_wanted = None;
         source.failures = source.failures.saturating_add(1);
         source.failed_at = Some(now);
-        let backoff = (RETRY_MIN_MS << source.failures.saturating_sub(1).min(8)).min(RETRY_MAX_MS);
+        let backoff = backoff(source.failures);
         // Logged once per attempt by the worker that made it, never per request.
         log::warn!(
             "warden: fetching the keys of {} failed: {reason}; {}; retrying in {}s",
@@ -544,6 +547,11 @@ impl KeyProvider for KeyStore {
             _ => Keys::Unavailable,
         }
     }
+}
+
+/// How long to wait after `failures` consecutive failures (1 s, 2 s, 4 s, 8 s, then 10 s).
+fn backoff(failures: u32) -> u64 {
+    (RETRY_MIN_MS << failures.saturating_sub(1).min(8)).min(RETRY_MAX_MS)
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -804,17 +812,18 @@ mod tests {
     }
 
     #[test]
-    fn no_refetch_is_promised_while_the_issuer_fails() {
+    fn no_refetch_is_promised_during_the_backoff_after_a_failure() {
         let shared = Memory::default();
         let mut a = worker(1);
         let f = a.poll(T0, &shared);
         a.on_response(f[0].id, Some(200), JWKS_1.as_bytes(), T0, &shared);
         let f = a.poll(T0 + 300_000, &shared);
         a.on_response(f[0].id, Some(500), b"", T0 + 300_000, &shared);
-        assert!(!a.request_refetch(SourceId(0), T0 + 400_000), "refused while failing");
-        let f = a.poll(T0 + 400_000, &shared);
-        a.on_response(f[0].id, Some(200), JWKS_2.as_bytes(), T0 + 400_000, &shared);
-        assert!(a.request_refetch(SourceId(0), T0 + 500_000), "allowed again after a success");
+        assert!(!a.request_refetch(SourceId(0), T0 + 300_500), "refused during the backoff");
+        assert!(a.request_refetch(SourceId(0), T0 + 301_500), "allowed once the backoff passed");
+        let f = a.poll(T0 + 301_500, &shared);
+        a.on_response(f[0].id, Some(200), JWKS_2.as_bytes(), T0 + 301_500, &shared);
+        assert!(a.request_refetch(SourceId(0), T0 + 400_000), "allowed after a success");
     }
 
     #[test]

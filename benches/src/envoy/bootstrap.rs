@@ -1,0 +1,205 @@
+//! Envoy bootstrap configurations: every configuration gets the same listener shape (an
+//! inbound sidecar listener with Istio's connection-manager settings, answering with a
+//! `direct_response` so no upstream is measured); only the HTTP filters before the router
+//! differ.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde_json::{json, Value};
+
+/// TLS material of the listeners.
+pub struct Tls<'a> {
+    /// The server certificate.
+    pub cert: &'a Path,
+    /// Its key.
+    pub key: &'a Path,
+    /// The CA client certificates must chain to.
+    pub ca: &'a Path,
+}
+
+/// One listener.
+pub struct Listener {
+    /// Also the stat prefix.
+    pub name: String,
+    /// On 127.0.0.1.
+    pub port: u16,
+    /// Whether it requires a client certificate (mTLS, as a STRICT sidecar) or is plaintext.
+    pub mtls: bool,
+    /// The HTTP filters before the router.
+    pub filters: Vec<Value>,
+}
+
+/// A bootstrap with an admin interface on `admin_port` and `listeners`.
+pub fn bootstrap(admin_port: u16, listeners: &[Listener], tls: &Tls<'_>) -> Value {
+    json!({
+        "node": { "id": "warden-bench", "cluster": "warden-bench" },
+        "admin": { "address": socket(admin_port) },
+        "static_resources": {
+            "listeners": listeners.iter().map(|l| listener(l, tls)).collect::<Vec<_>>(),
+        },
+    })
+}
+
+fn socket(port: u16) -> Value {
+    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
+}
+
+fn listener(listener: &Listener, tls: &Tls<'_>) -> Value {
+    let mut filters = listener.filters.clone();
+    filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+    }));
+    let connection_manager = json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": listener.name,
+            "codec_type": "AUTO",
+            // What Istio's inbound sidecar listeners set, and the playground's sidecars: the path
+            // is normalized before any filter sees it; the peer's certificate is forwarded.
+            "normalize_path": true,
+            "merge_slashes": true,
+            "path_with_escaped_slashes_action": "UNESCAPE_AND_FORWARD",
+            "use_remote_address": true,
+            "xff_num_trusted_hops": 0,
+            "forward_client_cert_details": "APPEND_FORWARD",
+            "set_current_client_cert_details": { "subject": true, "dns": true, "uri": true },
+            "http_filters": filters,
+            "route_config": {
+                "name": "local",
+                "virtual_hosts": [{
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [{
+                        "match": { "prefix": "/" },
+                        "direct_response": { "status": 200, "body": { "inline_string": "ok\n" } },
+                    }],
+                }],
+            },
+        },
+    });
+    let mut chain = json!({ "filters": [connection_manager] });
+    if listener.mtls {
+        chain["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "require_client_certificate": true,
+                "common_tls_context": {
+                    "tls_params": { "tls_minimum_protocol_version": "TLSv1_2" },
+                    "alpn_protocols": ["h2", "http/1.1"],
+                    "tls_certificates": [{
+                        "certificate_chain": { "filename": tls.cert },
+                        "private_key": { "filename": tls.key },
+                    }],
+                    "validation_context": { "trusted_ca": { "filename": tls.ca } },
+                },
+            },
+        });
+    }
+    json!({
+        "name": listener.name,
+        "address": socket(listener.port),
+        "filter_chains": [chain],
+    })
+}
+
+/// A Wasm filter loading `module` with no configuration: the empty-filter floor.
+pub fn empty_wasm_filter(module: &Path) -> Value {
+    json!({
+        "name": "empty",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "empty",
+                "root_id": "empty",
+                "vm_config": {
+                    "vm_id": "empty",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": module } },
+                },
+                "failure_policy": "FAIL_CLOSED",
+            },
+        },
+    })
+}
+
+/// Warden's filter, taken from what `warden compile --format ecds` wrote (so the module is
+/// configured exactly as the command configures it for a sidecar).
+pub fn warden_filter(ecds: &Value) -> Result<Value> {
+    let typed_config = ecds
+        .pointer("/resources/0/typed_config")
+        .context("the ECDS file has no resources[0].typed_config")?;
+    Ok(json!({ "name": "warden", "typed_config": typed_config }))
+}
+
+/// The native filters `warden compile --format envoy-native` wrote; with `jwt_cache`, every
+/// JWT provider gets Envoy's verified-token cache (`jwt_cache_config`, which Istio never sets:
+/// the harness adds it to compare with the best the native filter can do).
+pub fn native_filters(native: &Value, jwt_cache: bool) -> Result<Vec<Value>> {
+    let mut filters = native
+        .get("http_filters")
+        .and_then(Value::as_array)
+        .cloned()
+        .context("the envoy-native file has no http_filters")?;
+    if jwt_cache {
+        for filter in &mut filters {
+            if let Some(providers) =
+                filter.pointer_mut("/typed_config/providers").and_then(Value::as_object_mut)
+            {
+                for provider in providers.values_mut() {
+                    provider["jwt_cache_config"] = json!({ "jwt_cache_size": 100 });
+                }
+            }
+        }
+    }
+    Ok(filters)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn only_the_filters_differ_between_listeners() {
+        let tls =
+            Tls { cert: Path::new("s.crt"), key: Path::new("s.key"), ca: Path::new("ca.crt") };
+        let a = Listener { name: "a".into(), port: 1, mtls: true, filters: vec![] };
+        let b =
+            Listener { name: "a".into(), port: 1, mtls: true, filters: vec![json!({"name": "x"})] };
+        let (a, b) = (bootstrap(2, &[a], &tls), bootstrap(2, &[b], &tls));
+        let hcm = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config";
+        let mut a_hcm = a.pointer(hcm).unwrap().clone();
+        let mut b_hcm = b.pointer(hcm).unwrap().clone();
+        assert_eq!(b_hcm["http_filters"].as_array().unwrap().len(), 2);
+        a_hcm["http_filters"] = json!(null);
+        b_hcm["http_filters"] = json!(null);
+        assert_eq!(a_hcm, b_hcm);
+        let tls_context = a
+            .pointer("/static_resources/listeners/0/filter_chains/0/transport_socket/typed_config")
+            .unwrap();
+        assert_eq!(tls_context["require_client_certificate"], true);
+    }
+
+    #[test]
+    fn jwt_cache_is_added_to_every_provider_only_when_asked() {
+        let native = json!({ "http_filters": [
+            { "name": "envoy.filters.http.jwt_authn", "typed_config": { "providers": { "origins-0": {}, "origins-1": {} } } },
+            { "name": "envoy.filters.http.rbac", "typed_config": {} },
+        ] });
+        let cached = native_filters(&native, true).unwrap();
+        assert_eq!(
+            cached[0]["typed_config"]["providers"]["origins-1"]["jwt_cache_config"]
+                ["jwt_cache_size"],
+            100
+        );
+        assert!(cached[1]["typed_config"].get("providers").is_none());
+        assert_eq!(
+            native_filters(&native, false).unwrap(),
+            native["http_filters"].as_array().unwrap().clone()
+        );
+    }
+}
