@@ -9,6 +9,7 @@
 //! ALLOW never rescues it, a DENY never sees it); a request without a token reaches
 //! authorization with no identity.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,9 @@ pub struct Enforcer {
     decision_log: DecisionLog,
     needs: Needs,
     resources: usize,
+    /// `allowed <rule id>` and `denied <rule id>` for every rule, by policy then rule: the
+    /// access-log summary is written for every request, so it is never formatted per request.
+    summaries: Vec<Vec<[Box<str>; 2]>>,
 }
 
 /// What to do with a request.
@@ -211,6 +215,19 @@ impl Enforcer {
         let mut needs = authz.needs();
         // Identity-free configurations skip the peer and address reads entirely.
         needs.identity |= !authn.is_empty();
+        let summaries = authz
+            .policies()
+            .iter()
+            .enumerate()
+            .map(|(p, policy)| {
+                (0..policy.rules)
+                    .map(|rule| {
+                        let id = authz.rule_id(RuleRef { policy: p as u32, rule });
+                        [format!("allowed {id}").into(), format!("denied {id}").into()]
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(Enforcer {
             workload,
             mesh,
@@ -221,6 +238,7 @@ impl Enforcer {
             decision_log: config.log.decisions,
             needs,
             resources: authz_policies.len() + authn_rules.len(),
+            summaries,
         })
     }
 
@@ -336,23 +354,32 @@ impl Enforcer {
 
     /// The access-log summary of a decision (stored in filter state `warden_decision`):
     /// `allowed <rule>`, `denied <rule or none>` or `unauthenticated <reason>`.
-    pub fn summary(&self, verdict: &Verdict) -> String {
+    pub fn summary(&self, verdict: &Verdict) -> Cow<'_, str> {
+        let precomputed = |rule: RuleRef, which: usize| -> Option<Cow<'_, str>> {
+            let summaries = self.summaries.get(rule.policy as usize)?.get(rule.rule as usize)?;
+            summaries.get(which).map(|s| Cow::Borrowed(&**s))
+        };
         match verdict {
             Verdict::Allow(allow) => match allow.decision.reason {
-                Reason::AllowedBy(rule) => format!("allowed {}", self.authz.rule_id(rule)),
-                _ => "allowed".to_string(),
+                Reason::AllowedBy(rule) => precomputed(rule, 0).unwrap_or("allowed".into()),
+                _ => "allowed".into(),
             },
             Verdict::Deny(Deny { cause: Cause::Unauthorized(decision), .. }) => {
                 match decision.reason {
-                    Reason::DeniedBy(rule) => format!("denied {}", self.authz.rule_id(rule)),
-                    _ => "denied none".to_string(),
+                    Reason::DeniedBy(rule) => precomputed(rule, 1).unwrap_or("denied".into()),
+                    _ => "denied none".into(),
                 }
             }
             Verdict::Deny(Deny { cause: Cause::Unauthenticated(failure), .. }) => {
-                format!("unauthenticated {}", failure.reason().label())
+                format!("unauthenticated {}", failure.reason().label()).into()
             }
-            Verdict::Wait { .. } => "waiting".to_string(),
+            Verdict::Wait { .. } => "waiting".into(),
         }
+    }
+
+    /// Whether any JWT rule applies (requests need the clock only then).
+    pub fn authenticates(&self) -> bool {
+        !self.authn.is_empty()
     }
 
     /// The workload this enforcer serves.

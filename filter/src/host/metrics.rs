@@ -15,10 +15,14 @@ use super::abi;
 #[derive(Default)]
 pub struct Metrics {
     ids: RefCell<HashMap<String, Option<u32>>>,
-    /// Per-request counters by (policy index, effect), so the common path formats no names.
-    policies: RefCell<HashMap<(u32, &'static str), Option<u32>>>,
+    /// Per-request counters by policy index and effect, so the common path formats no names.
+    policies: RefCell<Vec<[Option<Option<u32>>; EFFECTS.len()]>>,
     decisions: RefCell<[Option<Option<u32>>; 3]>,
 }
+
+/// `warden_policy_requests_total{effect}` values.
+pub const EFFECTS: [&str; 5] =
+    ["allowed", "denied", "audited", "dry_run_denied", "dry_run_allowed"];
 
 /// `warden_requests_total{decision}` values.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +64,14 @@ impl Metrics {
     /// A policy took part in a decision: `effect` is `allowed`, `denied`, `audited`,
     /// `dry_run_denied` or `dry_run_allowed`; `name` gives `<namespace>/<name>` the first time.
     pub fn policy(&self, policy: u32, effect: &'static str, name: impl FnOnce() -> String) {
+        let Some(slot) = EFFECTS.iter().position(|e| *e == effect) else { return };
+        let index = policy as usize;
         let mut policies = self.policies.borrow_mut();
-        let id = *policies.entry((policy, effect)).or_insert_with(|| {
+        if policies.len() <= index {
+            policies.resize(index + 1, Default::default());
+        }
+        let Some(cached) = policies.get_mut(index).and_then(|p| p.get_mut(slot)) else { return };
+        let id = *cached.get_or_insert_with(|| {
             abi::define_counter(&format!(
                 "warden_policy_requests_total;.policy=.={};.;effect=.={effect};.;",
                 name()
