@@ -44,6 +44,7 @@ pub struct Enforcer {
     authn_settings: AuthnSettings,
     peer_identity: PeerIdentity,
     decision_log: DecisionLog,
+    filter_state: bool,
     needs: Needs,
     resources: usize,
     /// `allowed <rule id>` and `denied <rule id>` for every rule, by policy then rule: the
@@ -236,6 +237,7 @@ impl Enforcer {
             authn_settings,
             peer_identity: config.peer_identity,
             decision_log: config.log.decisions,
+            filter_state: config.log.filter_state,
             needs,
             resources: authz_policies.len() + authn_rules.len(),
             summaries,
@@ -375,6 +377,11 @@ impl Enforcer {
             }
             Verdict::Wait { .. } => "waiting".into(),
         }
+    }
+
+    /// Whether decisions go to filter state for access logs (`log.filterState`).
+    pub fn records_filter_state(&self) -> bool {
+        self.filter_state
     }
 
     /// Whether any JWT rule applies (requests need the clock only then).

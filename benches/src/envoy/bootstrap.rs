@@ -135,6 +135,22 @@ pub fn warden_filter(ecds: &Value) -> Result<Value> {
     Ok(json!({ "name": "warden", "typed_config": typed_config }))
 }
 
+/// [`warden_filter`] with `peerIdentity: xfcc` added to Warden's plugin configuration: the
+/// peer's identity read from the `x-forwarded-client-cert` header the listener's connection
+/// manager writes (APPEND_FORWARD with the current certificate's details, as Istio's sidecars
+/// set it), instead of asking Envoy for the certificate's URI SAN.
+pub fn warden_xfcc_filter(ecds: &Value) -> Result<Value> {
+    let mut filter = warden_filter(ecds)?;
+    let value = filter
+        .pointer_mut("/typed_config/config/configuration/value")
+        .context("the Warden filter has no configuration value")?;
+    let mut config: Value =
+        serde_json::from_str(value.as_str().context("configuration is a string")?)?;
+    config["peerIdentity"] = json!("xfcc");
+    *value = Value::String(serde_json::to_string(&config)?);
+    Ok(filter)
+}
+
 /// The native filters `warden compile --format envoy-native` wrote; with `jwt_cache`, every
 /// JWT provider gets Envoy's verified-token cache (`jwt_cache_config`, which Istio never sets:
 /// the harness adds it to compare with the best the native filter can do).

@@ -71,6 +71,8 @@ pub enum Filters {
     },
     /// Warden for the set (`crypto: auto`, its default token cache).
     Warden(PolicySet),
+    /// The same with `peerIdentity: xfcc` ([`bootstrap::warden_xfcc_filter`]).
+    WardenXfcc(PolicySet),
 }
 
 /// Which tokens the requests carry.
@@ -128,7 +130,7 @@ pub struct Configuration {
 }
 
 /// Every configuration, in the order of each round.
-pub const CONFIGURATIONS: [Configuration; 13] = [
+pub const CONFIGURATIONS: [Configuration; 15] = [
     Configuration {
         name: "passthrough",
         number: 1,
@@ -180,6 +182,16 @@ pub const CONFIGURATIONS: [Configuration; 13] = [
         counterpart: Some("authz-native"),
     },
     Configuration {
+        name: "authz-warden-xfcc",
+        number: 3,
+        title: "authorization, 10 rules: Warden, peer identity from XFCC",
+        side: Side::Warden,
+        filters: Filters::WardenXfcc(PolicySet::Authz10),
+        request: PolicySet::Authz10,
+        tokens: Tokens::None,
+        counterpart: Some("authz-native"),
+    },
+    Configuration {
         name: "jwt-reused-native",
         number: 4,
         title: "reused RS256 token + authz: jwt_authn (jwt_cache_config) + rbac",
@@ -195,6 +207,16 @@ pub const CONFIGURATIONS: [Configuration; 13] = [
         title: "reused RS256 token + authz: Warden (token cache)",
         side: Side::Warden,
         filters: Filters::Warden(PolicySet::Jwt10),
+        request: PolicySet::Jwt10,
+        tokens: Tokens::Reused,
+        counterpart: Some("jwt-reused-native"),
+    },
+    Configuration {
+        name: "jwt-reused-warden-xfcc",
+        number: 4,
+        title: "reused RS256 token + authz: Warden (token cache), peer identity from XFCC",
+        side: Side::Warden,
+        filters: Filters::WardenXfcc(PolicySet::Jwt10),
         request: PolicySet::Jwt10,
         tokens: Tokens::Reused,
         counterpart: Some("jwt-reused-native"),
@@ -376,6 +398,11 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
             )?,
             Filters::Warden(set) => {
                 vec![bootstrap::warden_filter(&read_json(
+                    &out.join(format!("compiled/{}.warden.json", set.name())),
+                )?)?]
+            }
+            Filters::WardenXfcc(set) => {
+                vec![bootstrap::warden_xfcc_filter(&read_json(
                     &out.join(format!("compiled/{}.warden.json", set.name())),
                 )?)?]
             }

@@ -294,8 +294,10 @@ impl Worker {
 
     /// The decision for access logs (filter state) and Envoy's log.
     fn record(&self, request: &Request<'_>, verdict: &Verdict) {
-        let summary = self.enforcer.summary(verdict);
-        let _ = abi::set_filter_state(DECISION_STATE, summary.as_bytes());
+        if self.enforcer.records_filter_state() {
+            let _ =
+                abi::set_filter_state(DECISION_STATE, self.enforcer.summary(verdict).as_bytes());
+        }
         if let Some(line) = self.enforcer.log_line(verdict, request) {
             log::info!("{line}");
         } else if log::log_enabled!(log::Level::Debug) {
