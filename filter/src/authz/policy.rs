@@ -313,6 +313,31 @@ impl Validator<'_> {
         });
     }
 
+    /// A field and its `not` twin (`principals`/`notPrincipals`): the same parser and test,
+    /// the second negated.
+    #[allow(clippy::too_many_arguments)]
+    fn field_pair<T>(
+        &mut self,
+        checks: &mut Vec<Check>,
+        base: &str,
+        (name, not_name): (&str, &str),
+        (values, not_values): (&Option<Vec<String>>, &Option<Vec<String>>),
+        parse: &ParseValue<Self, T>,
+        test: fn(Box<[T]>) -> Test,
+    ) {
+        for (negated, name, values) in [(false, name, values), (true, not_name, not_values)] {
+            self.field(
+                checks,
+                format!("{base}.{name}"),
+                name,
+                negated,
+                values.as_ref(),
+                parse,
+                test,
+            );
+        }
+    }
+
     fn source(&mut self, base: &str, source: &Source) -> Vec<Check> {
         let fields = [
             &source.principals,
@@ -349,104 +374,70 @@ impl Validator<'_> {
         }
 
         let mut checks = Vec::new();
-        for (negated, name, values) in [
-            (false, "principals", &source.principals),
-            (true, "notPrincipals", &source.not_principals),
-        ] {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::principal,
-                Test::Peer,
-            );
-        }
-        for (negated, name, values) in [
-            (false, "requestPrincipals", &source.request_principals),
-            (true, "notRequestPrincipals", &source.not_request_principals),
-        ] {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::request_principal,
-                Test::RequestPrincipal,
-            );
-        }
-        for (negated, name, values) in [
-            (false, "namespaces", &source.namespaces),
-            (true, "notNamespaces", &source.not_namespaces),
-        ] {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::namespace,
-                Test::Peer,
-            );
-        }
-        for (negated, name, values) in [
-            (false, "serviceAccounts", &source.service_accounts),
-            (true, "notServiceAccounts", &source.not_service_accounts),
-        ] {
-            self.service_account_count(&format!("{base}.{name}"), values.as_ref());
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::service_account,
-                Test::Peer,
-            );
-        }
-        for (negated, name, values) in [
-            (false, "trustDomains", &source.trust_domains),
-            (true, "notTrustDomains", &source.not_trust_domains),
-        ] {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::trust_domain,
-                Test::Peer,
-            );
-        }
-        for (negated, name, values) in
-            [(false, "ipBlocks", &source.ip_blocks), (true, "notIpBlocks", &source.not_ip_blocks)]
-        {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::cidr,
-                Test::SourceIp,
-            );
-        }
-        for (negated, name, values) in [
-            (false, "remoteIpBlocks", &source.remote_ip_blocks),
-            (true, "notRemoteIpBlocks", &source.not_remote_ip_blocks),
-        ] {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::cidr,
-                Test::RemoteIp,
-            );
-        }
+        self.field_pair(
+            &mut checks,
+            base,
+            ("principals", "notPrincipals"),
+            (&source.principals, &source.not_principals),
+            &Self::principal,
+            Test::Peer,
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("requestPrincipals", "notRequestPrincipals"),
+            (&source.request_principals, &source.not_request_principals),
+            &Self::request_principal,
+            Test::RequestPrincipal,
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("namespaces", "notNamespaces"),
+            (&source.namespaces, &source.not_namespaces),
+            &Self::namespace,
+            Test::Peer,
+        );
+        self.service_account_count(
+            &format!("{base}.serviceAccounts"),
+            source.service_accounts.as_ref(),
+        );
+        self.service_account_count(
+            &format!("{base}.notServiceAccounts"),
+            source.not_service_accounts.as_ref(),
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("serviceAccounts", "notServiceAccounts"),
+            (&source.service_accounts, &source.not_service_accounts),
+            &Self::service_account,
+            Test::Peer,
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("trustDomains", "notTrustDomains"),
+            (&source.trust_domains, &source.not_trust_domains),
+            &Self::trust_domain,
+            Test::Peer,
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("ipBlocks", "notIpBlocks"),
+            (&source.ip_blocks, &source.not_ip_blocks),
+            &Self::cidr,
+            Test::SourceIp,
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("remoteIpBlocks", "notRemoteIpBlocks"),
+            (&source.remote_ip_blocks, &source.not_remote_ip_blocks),
+            &Self::cidr,
+            Test::RemoteIp,
+        );
         checks
     }
 
@@ -465,58 +456,38 @@ impl Validator<'_> {
             self.error(base, PolicyProblem::EmptyOperation);
         }
         let mut checks = Vec::new();
-        for (negated, name, values) in
-            [(false, "hosts", &operation.hosts), (true, "notHosts", &operation.not_hosts)]
-        {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &|_, _, v| Some(vec![Pattern::host(v)]),
-                Test::Host,
-            );
-        }
-        for (negated, name, values) in
-            [(false, "ports", &operation.ports), (true, "notPorts", &operation.not_ports)]
-        {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::port,
-                Test::DestinationPort,
-            );
-        }
-        for (negated, name, values) in
-            [(false, "methods", &operation.methods), (true, "notMethods", &operation.not_methods)]
-        {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &|_, _, v| Some(vec![Pattern::header(v)]),
-                Test::Method,
-            );
-        }
-        for (negated, name, values) in
-            [(false, "paths", &operation.paths), (true, "notPaths", &operation.not_paths)]
-        {
-            self.field(
-                &mut checks,
-                format!("{base}.{name}"),
-                name,
-                negated,
-                values.as_ref(),
-                &Self::path,
-                Test::Path,
-            );
-        }
+        self.field_pair(
+            &mut checks,
+            base,
+            ("hosts", "notHosts"),
+            (&operation.hosts, &operation.not_hosts),
+            &|_, _, v| Some(vec![Pattern::host(v)]),
+            Test::Host,
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("ports", "notPorts"),
+            (&operation.ports, &operation.not_ports),
+            &Self::port,
+            Test::DestinationPort,
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("methods", "notMethods"),
+            (&operation.methods, &operation.not_methods),
+            &|_, _, v| Some(vec![Pattern::header(v)]),
+            Test::Method,
+        );
+        self.field_pair(
+            &mut checks,
+            base,
+            ("paths", "notPaths"),
+            (&operation.paths, &operation.not_paths),
+            &Self::path,
+            Test::Path,
+        );
         checks
     }
 
