@@ -323,24 +323,9 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authz::validate;
-    use crate::config::istio::AuthorizationPolicySpec;
-    use crate::config::{Object, ObjectMeta};
+    use crate::authz::testing::policy;
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    fn policy(name: &str, spec: serde_json::Value) -> Policy {
-        let spec: AuthorizationPolicySpec = serde_json::from_value(spec).unwrap();
-        let object = Object {
-            metadata: ObjectMeta {
-                name: name.into(),
-                namespace: "foo".into(),
-                ..Default::default()
-            },
-            spec,
-        };
-        validate(&object, &Mesh::default()).unwrap()
-    }
 
     fn workload() -> Workload {
         Workload { namespace: "foo".into(), labels: Default::default() }

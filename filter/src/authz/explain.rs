@@ -185,25 +185,12 @@ fn field(check: &Check, attributes: &Attributes<'_, '_>) -> FieldExplanation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authz::{compile, validate, Mesh, Policy};
-    use crate::config::istio::AuthorizationPolicySpec;
-    use crate::config::{Object, ObjectMeta, Workload};
+    use crate::authz::testing::policy;
+    use crate::authz::{compile, Mesh};
+    use crate::config::Workload;
     use crate::request::{Connection, Peer};
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    fn policy(name: &str, spec: serde_json::Value) -> Policy {
-        let spec: AuthorizationPolicySpec = serde_json::from_value(spec).unwrap();
-        let object = Object {
-            metadata: ObjectMeta {
-                name: name.into(),
-                namespace: "foo".into(),
-                ..Default::default()
-            },
-            spec,
-        };
-        validate(&object, &Mesh::default()).unwrap()
-    }
 
     #[test]
     fn explanation_lists_policies_in_envoy_order_with_field_outcomes() {

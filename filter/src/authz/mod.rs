@@ -197,3 +197,25 @@ pub enum PolicyProblem {
         expected: &'static str,
     },
 }
+
+/// Helpers the unit tests of several authz modules share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{validate, Mesh, Policy};
+    use crate::config::istio::AuthorizationPolicySpec;
+    use crate::config::{Object, ObjectMeta};
+
+    /// A validated policy `foo/<name>` with `spec` (JSON), under Istio's default mesh settings.
+    pub(crate) fn policy(name: &str, spec: serde_json::Value) -> Policy {
+        let spec: AuthorizationPolicySpec = serde_json::from_value(spec).unwrap();
+        let object = Object {
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: "foo".into(),
+                ..Default::default()
+            },
+            spec,
+        };
+        validate(&object, &Mesh::default()).unwrap()
+    }
+}
