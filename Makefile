@@ -89,6 +89,11 @@ docker-prepare: wasm cli
 
 validate: wasm cli istio-check
 	e2e/mesh.sh validate
+	# The README's plain-Envoy example (configuration as a google.protobuf.Struct) must load,
+	# and the same file with a typo in a policy must be refused by Warden's on_configure.
+	envoy --mode validate -l error -c envoy/examples/plain-envoy.yaml >/dev/null
+	sed 's/paths: \[\/healthz\]/pathz: [\/healthz]/' envoy/examples/plain-envoy.yaml > target/broken-example.yaml
+	! envoy --mode validate -l critical -c target/broken-example.yaml >/dev/null 2>&1
 
 # The Istio manifests are generated from the playground's policies and checked in, so users can
 # read them; istio-check fails when they are out of date (run `make istio`).
