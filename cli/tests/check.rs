@@ -2,32 +2,15 @@
 //! lint kind, notes, skipped kinds, the JSON report's shape, and a 5,000-policy file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
+use common::{fixtures, warden};
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// Runs `warden ARGS` in the fixtures directory (so paths in output are short).
-fn warden(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .current_dir(fixtures())
-        .env_remove("CLICOLOR_FORCE")
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
 
 fn json(args: &[&str]) -> (i32, Value) {
     let mut all = args.to_vec();

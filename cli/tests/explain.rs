@@ -4,9 +4,11 @@
 //! keys, claims, and the JSON shape.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
+use common::{fixtures, warden};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use serde::Deserialize as _;
@@ -15,23 +17,6 @@ use warden::authn::{KeyProvider, KeySet, Keys, PureRust, SourceId, TokenCache};
 use warden::config::{PluginConfig, Workload};
 use warden::enforcer::{Enforcer, Verdict};
 use warden::request::{Connection, Peer, Request};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn warden(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .current_dir(fixtures())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
 
 /// A key, its JWKS file, and tokens minted with it (once for the whole file: keygen is slow).
 struct Issuer {

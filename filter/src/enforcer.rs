@@ -38,7 +38,6 @@ pub const GRPC_UNAUTHENTICATED: u32 = 16;
 #[derive(Debug)]
 pub struct Enforcer {
     workload: Workload,
-    mesh: Mesh,
     authz: Engine,
     authn: Authenticator,
     authn_settings: AuthnSettings,
@@ -231,7 +230,6 @@ impl Enforcer {
             .collect();
         Ok(Enforcer {
             workload,
-            mesh,
             authz,
             authn,
             authn_settings,
@@ -392,11 +390,6 @@ impl Enforcer {
     /// The workload this enforcer serves.
     pub fn workload(&self) -> &Workload {
         &self.workload
-    }
-
-    /// The mesh settings it was compiled with.
-    pub fn mesh(&self) -> &Mesh {
-        &self.mesh
     }
 
     /// The authorization engine.

@@ -145,6 +145,20 @@ impl<'de> Visitor<'de> for Strict {
     }
 }
 
+/// `len` pseudo-random bytes drawn from `alphabet` (xorshift64, so the inputs are the same on
+/// every run): the "arbitrary input never panics" tests of several parsers share it.
+#[cfg(test)]
+pub(crate) fn random_bytes(seed: &mut u64, alphabet: &[u8], len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            alphabet[(*seed % alphabet.len() as u64) as usize]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

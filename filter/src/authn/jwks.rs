@@ -810,14 +810,7 @@ mod tests {
         let alphabet = br#"{}[]":,kyst RSAECoctOKPnexdP-256AQAB0123456789"#;
         let mut seed = 0x2545f4914f6cdd1du64;
         for len in 0..300 {
-            let doc: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    alphabet[(seed % alphabet.len() as u64) as usize]
-                })
-                .collect();
+            let doc = crate::authn::codec::random_bytes(&mut seed, alphabet, len);
             let _ = parse_jwks(&doc);
             let _ = parse_fetched_jwks(&doc);
         }

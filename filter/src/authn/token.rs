@@ -395,14 +395,7 @@ mod tests {
         let alphabet = b"eyJhbGciOiJSUzI1NiJ9.-_\xff\x00{}";
         let mut seed = 0x9e3779b97f4a7c15u64;
         for len in 0..400 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    alphabet[(seed % alphabet.len() as u64) as usize]
-                })
-                .collect();
+            let bytes = crate::authn::codec::random_bytes(&mut seed, alphabet, len);
             let _ = parse(&bytes);
         }
     }

@@ -146,12 +146,11 @@ impl Worker {
                 let mut waiting = self.waiting.borrow_mut();
                 if waiting.len() >= MAX_WAITING {
                     drop(waiting);
-                    let deny = fallback.unwrap_or_else(|| {
-                        data.with_request(peer_identity, |r| self.enforcer.keys_unavailable(r))
-                            .unwrap_or_else(|| self.enforcer.keys_unavailable(&Request::default()))
+                    let _ = data.with_request(peer_identity, |request| {
+                        let deny =
+                            fallback.unwrap_or_else(|| self.enforcer.keys_unavailable(request));
+                        self.deny(request, &Verdict::Deny(deny));
                     });
-                    let _ =
-                        data.with_request(peer_identity, |r| self.deny(r, &Verdict::Deny(deny)));
                     return Step(Action::Pause);
                 }
                 waiting.push(Waiting { context_id, data, sources, deadline, fallback });
@@ -181,42 +180,41 @@ impl Worker {
                 still.push(entry);
                 continue;
             }
-            let verdict =
-                entry.data.with_request(peer_identity, |request| self.check(request, now));
-            let verdict = match verdict {
-                Some(Verdict::Wait { .. }) if now < entry.deadline => {
-                    still.push(entry);
-                    continue;
-                }
-                Some(Verdict::Wait { .. }) | None => {
-                    self.metrics.key_wait("timed_out");
-                    let deny = entry.fallback.clone().unwrap_or_else(|| {
-                        entry
-                            .data
-                            .with_request(peer_identity, |r| self.enforcer.keys_unavailable(r))
-                            .unwrap_or_else(|| self.enforcer.keys_unavailable(&Request::default()))
-                    });
-                    Verdict::Deny(deny)
-                }
-                Some(verdict) => {
-                    self.metrics.key_wait("resumed");
-                    verdict
-                }
-            };
-            // The request may be gone (the client hung up): then there is nothing to answer.
-            if abi::set_effective_context(entry.context_id).is_err() {
-                continue;
-            }
-            let _ = entry.data.with_request(peer_identity, |request| match &verdict {
-                Verdict::Allow(_) => {
-                    if self.forward(request, &verdict) == Action::Continue {
-                        if let Err(error) = abi::resume_request() {
-                            log::debug!("warden: could not resume a request: {error}");
+            let keep = entry.data.with_request(peer_identity, |request| {
+                let verdict = match self.check(request, now) {
+                    Verdict::Wait { .. } if now < entry.deadline => return true,
+                    Verdict::Wait { .. } => {
+                        self.metrics.key_wait("timed_out");
+                        Verdict::Deny(
+                            entry
+                                .fallback
+                                .clone()
+                                .unwrap_or_else(|| self.enforcer.keys_unavailable(request)),
+                        )
+                    }
+                    verdict => {
+                        self.metrics.key_wait("resumed");
+                        verdict
+                    }
+                };
+                // The request may be gone (the client hung up): then there is nothing to answer.
+                if abi::set_effective_context(entry.context_id).is_ok() {
+                    match &verdict {
+                        Verdict::Allow(_) => {
+                            if self.forward(request, &verdict) == Action::Continue {
+                                if let Err(error) = abi::resume_request() {
+                                    log::debug!("warden: could not resume a request: {error}");
+                                }
+                            }
                         }
+                        _ => self.deny(request, &verdict),
                     }
                 }
-                _ => self.deny(request, &verdict),
+                false
             });
+            if keep == Some(true) {
+                still.push(entry);
+            }
         }
         let _ = abi::set_effective_context(root_id);
         let mut waiting = self.waiting.borrow_mut();
