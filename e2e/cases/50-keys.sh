@@ -10,7 +10,7 @@ group "signing keys: rotation, failing refreshes, random kids"
 "$WARDEN" token keygen --alg RS256 --out "$WORK/stray.pem" 2>/dev/null
 
 # stray_token: signed by a key the issuer never published, with a kid nobody knows.
-stray_token() { local_token --key "$WORK/stray.pem" --kid "stray-$RANDOM$RANDOM"; }
+stray_token() { local_token --key "$WORK/stray.pem" --kid="stray-$RANDOM$RANDOM"; }
 
 jwks_requests() { issuer_stat .jwks_requests; }
 

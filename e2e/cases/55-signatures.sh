@@ -62,7 +62,7 @@ corpus() {
     kid="$KEY_KID"
     "$WARDEN" token keygen --alg "$alg" --out "$WORK/other-$alg.pem" 2>/dev/null
     printf '401\t%s signed by another key, issuer kid\t%s\n' "$alg" \
-      "$(local_token --key "$WORK/other-$alg.pem" --alg "$alg" --kid "$kid")"
+      "$(local_token --key "$WORK/other-$alg.pem" --alg "$alg" --kid="$kid")"
   done
   # ECDSA r = s = 0 (CVE-2022-21449) and other degenerate signatures.
   for alg in ES256 ES384; do
@@ -87,11 +87,11 @@ corpus() {
   kid="$KEY_KID"
   for other in PS256 RS384 RS512; do
     printf '401\t%s signature by the RS256 key under its kid\t%s\n' "$other" \
-      "$(local_token --key "$key" --alg "$other" --kid "$kid")"
+      "$(local_token --key "$key" --alg "$other" --kid="$kid")"
   done
   # RS256 signed correctly, but claiming the ES256 key's kid.
   issuer_key ES256 >/dev/null
-  printf '401\tRS256 token under the ES256 key'\''s kid\t%s\n' "$(local_token --key "$key" --alg RS256 --kid "$KEY_KID")"
+  printf '401\tRS256 token under the ES256 key'\''s kid\t%s\n' "$(local_token --key "$key" --alg RS256 --kid="$KEY_KID")"
   # HS256 with the RSA public key as the HMAC secret (key confusion).
   openssl pkey -in "$key" -pubout -out "$WORK/rs256.pub" 2>/dev/null
   h="$(header_b64 "{\"alg\":\"HS256\",\"kid\":\"$kid\",\"typ\":\"JWT\"}")"
