@@ -19,6 +19,7 @@
 #   make test-native       cargo test for the whole workspace
 #   make test-wasm         the core's tests compiled to wasm32, run under node (wasm-bindgen-test)
 #   make bench             criterion micro-benchmarks of the core (benches/README.md)
+#   make bench-deps        install what the Envoy harness needs (wrk, gnuplot, gcc, libssl-dev)
 #   make bench-envoy       Warden against Envoy's native filters under load, in the real Envoy
 #                          (~8 minutes; ROUNDS, DURATION, WARMUP, CONNECTIONS, POOL, ONLY):
 #                          benches/results/<date>.md, latest.md and the chart
@@ -137,12 +138,25 @@ e2e: wasm cli
 
 # Benchmarks (benches/README.md). The harness builds into target/bench (the module with
 # `make wasm`); variables given to make (ROUNDS=5, ONLY=…) reach the scripts.
-.PHONY: bench bench-envoy bench-envoy-check
+.PHONY: bench bench-deps bench-envoy bench-envoy-check
 
 bench:
 	CARGO_TARGET_DIR=$(CURDIR)/target/bench cargo bench -p warden-benches
 
-bench-envoy:
+# What the Envoy harness needs beyond `make deps`: wrk (the load), gnuplot (the chart), a C
+# compiler and OpenSSL's headers (the shim that gives wrk a client certificate).
+bench-deps: deps
+	missing=(); \
+	for tool in wrk gnuplot cc taskset; do command -v $$tool >/dev/null || missing+=($$tool); done; \
+	[ -f /usr/include/openssl/ssl.h ] || missing+=(ssl.h); \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  packages=(); \
+	  for tool in "$${missing[@]}"; do case $$tool in gnuplot) packages+=(gnuplot-nox);; cc) packages+=(gcc);; \
+	    taskset) packages+=(util-linux);; ssl.h) packages+=(libssl-dev);; *) packages+=($$tool);; esac; done; \
+	  apt-get update && apt-get install -y --no-install-recommends "$${packages[@]}"; \
+	fi
+
+bench-envoy: bench-deps
 	benches/envoy/run.sh
 
 bench-envoy-check:

@@ -99,8 +99,11 @@ done
 for i in "${!NAMES[@]}"; do
   rss="$(awk '/^VmRSS:/ { print $2 }' "/proc/${ENVOYS[$i]}/status")"
   memory="$(curl -s "http://127.0.0.1:${ADMINS[$i]}/memory" | tr -d '\n')"
-  printf '{"config":"%s","rss_kb":%s,"memory":%s}\n' "${NAMES[$i]}" "$rss" "${memory:-null}" \
-    >>"$RUN_DIR/memory.jsonl"
+  # Warden's own gauge: the linear memory of its VMs (absent for the native configurations).
+  wasm="$(curl -s "http://127.0.0.1:${ADMINS[$i]}/stats/prometheus" |
+    awk '$1 ~ /^warden_wasm_memory_bytes({})?$/ { print $2; exit }')"
+  printf '{"config":"%s","rss_kb":%s,"memory":%s,"wasm_memory_bytes":%s}\n' "${NAMES[$i]}" "$rss" \
+    "${memory:-null}" "${wasm:-null}" >>"$RUN_DIR/memory.jsonl"
 done
 stop_all
 

@@ -6,7 +6,7 @@
 //!   "wrk": {…}}` where `wrk` is what `benches/envoy/wrk.lua` prints when wrk is done (round 0
 //!   is the warm-up, left out);
 //! - `memory.jsonl`: one line per configuration, `{"config", "rss_kb", "memory": <Envoy's
-//!   /memory>}` after the last round;
+//!   /memory>, "wasm_memory_bytes": <Warden's gauge, or null>}` after the last round;
 //! - `meta.txt`: `key=value` lines (rounds, duration, connections, versions, commit, sizes);
 //! - `lscpu.txt`: the machine.
 
@@ -261,6 +261,9 @@ pub struct Memory {
     /// Envoy's `/memory` (tcmalloc's view; V8's heaps are outside it).
     #[serde(default)]
     pub memory: Value,
+    /// Warden's `warden_wasm_memory_bytes` gauge: the linear memory of its VMs, summed.
+    #[serde(default)]
+    pub wasm_memory_bytes: Option<u64>,
 }
 
 fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
@@ -395,8 +398,10 @@ pub fn markdown(run: &Path, chart: &str) -> Result<String> {
     md.push('\n');
 
     md.push_str("## Memory\n\nEnvoy's resident memory after the last round (one Envoy per configuration; V8's heaps \
-                 and the module's linear memory are in the RSS, not in Envoy's own allocator):\n\n");
-    md.push_str("| configuration | RSS | above passthrough | Envoy heap (tcmalloc) |\n|---|---:|---:|---:|\n");
+                 and the module's linear memory are in the RSS, not in Envoy's own allocator). Warden's VMs \
+                 is its `warden_wasm_memory_bytes` gauge: the linear memory of every Warden VM in that Envoy \
+                 (the worker's and the main thread's), its own heap and data:\n\n");
+    md.push_str("| configuration | RSS | above passthrough | Envoy heap (tcmalloc) | Warden's VMs |\n|---|---:|---:|---:|---:|\n");
     let floor = memory.iter().find(|m| m.config == "passthrough").map(|m| m.rss_kb);
     for m in &memory {
         let Some(config) = configuration_named(&m.config) else { continue };
@@ -409,9 +414,13 @@ pub fn markdown(run: &Path, chart: &str) -> Result<String> {
             .and_then(|v| v.as_str().and_then(|s| s.parse::<f64>().ok()).or_else(|| v.as_f64()))
             .map(|b| format!("{:.1} MiB", b / 1048576.0))
             .unwrap_or_default();
+        let vms = m
+            .wasm_memory_bytes
+            .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+            .unwrap_or_default();
         let _ = writeln!(
             md,
-            "| {} | {:.1} MiB | {above} | {heap} |",
+            "| {} | {:.1} MiB | {above} | {heap} | {vms} |",
             config.title,
             m.rss_kb as f64 / 1024.0
         );

@@ -45,6 +45,15 @@ expect_at_least 'warden_jwks_fetches_total{issuer="http://issuer.warden.local:18
   "$(metric backend 'warden_jwks_fetches_total{issuer="http://issuer.warden.local:18090",result="success"}')"
 end
 
+begin "warden_wasm_memory_bytes gauges the linear memory of Warden's VMs (each at least the module's data, all well under 1 GiB)"
+exposition="$(curl -s "$(admin backend)/stats/prometheus")"
+grep -qx '# TYPE warden_wasm_memory_bytes gauge' <<<"$exposition" ||
+  fail "/stats/prometheus has no '# TYPE warden_wasm_memory_bytes gauge' line"
+bytes="$(metric backend "warden_wasm_memory_bytes{}")"
+expect_at_least "warden_wasm_memory_bytes on backend" $((1024 * 1024)) "$bytes"
+[ "$bytes" -lt $((1024 * 1024 * 1024)) ] || fail "warden_wasm_memory_bytes on backend is $bytes, over 1 GiB"
+end
+
 begin "the access log carries Warden's decision and Envoy's response code details for a denial"
 http -X DELETE "$F2B/public/page?$TAG"
 expect_status 403

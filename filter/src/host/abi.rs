@@ -98,6 +98,7 @@ const NOT_FOUND: u32 = 1;
 const STREAM_REQUEST: u32 = 0;
 /// proxy-wasm `MetricType::Counter`.
 const METRIC_COUNTER: u32 = 0;
+const METRIC_GAUGE: u32 = 1;
 
 /// A host call that did not succeed: the raw proxy-wasm status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,10 +294,23 @@ pub fn define_counter(name: &str) -> Option<u32> {
     (status == OK).then_some(id)
 }
 
+/// Defines (or finds) a gauge by its full name.
+pub fn define_gauge(name: &str) -> Option<u32> {
+    let mut id = 0u32;
+    // SAFETY: pointer/length of a live string, out-pointer to a local.
+    let status = unsafe { proxy_define_metric(METRIC_GAUGE, name.as_ptr(), name.len(), &mut id) };
+    (status == OK).then_some(id)
+}
+
 /// Adds one to a counter.
 pub fn increment(metric_id: u32) {
+    add(metric_id, 1);
+}
+
+/// Adds `offset` (negative to subtract, for a gauge) to a metric.
+pub fn add(metric_id: u32, offset: i64) {
     // SAFETY: no pointers. A failure only loses a count.
-    let _ = unsafe { proxy_increment_metric(metric_id, 1) };
+    let _ = unsafe { proxy_increment_metric(metric_id, offset) };
 }
 
 /// Calls a foreign function the host registered (Envoy's `verify_signature`).

@@ -6,7 +6,7 @@
 //! under a flattened name. Counters are defined on first use, so a policy that never matches
 //! costs nothing.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use super::abi;
@@ -95,5 +95,72 @@ impl Metrics {
     /// A request waited for keys (`outcome`: `resumed` or `timed_out`).
     pub fn key_wait(&self, outcome: &str) {
         self.bump(format!("warden_key_waits_total;.outcome=.={outcome};.;"));
+    }
+}
+
+/// `warden_wasm_memory_bytes`: the linear memory of every Warden VM in this Envoy, summed.
+///
+/// Envoy reports V8 only as part of its RSS; this gauge says how much of it is Warden's own
+/// heap (configuration, compiled policies, keys, the token cache). Linear memory never shrinks,
+/// so the gauge is the high-water mark of each VM. Every VM (one per worker, plus the main
+/// thread's) adds what it grew by since it last reported, and takes its share back when its
+/// last configuration goes away.
+pub struct VmMemory;
+
+thread_local! {
+    static VM_MEMORY: VmMemoryState = const {
+        VmMemoryState { gauge: Cell::new(None), reported: Cell::new(0), roots: Cell::new(0) }
+    };
+}
+
+struct VmMemoryState {
+    gauge: Cell<Option<Option<u32>>>,
+    reported: Cell<i64>,
+    roots: Cell<u32>,
+}
+
+impl VmMemoryState {
+    fn gauge(&self) -> Option<u32> {
+        if let Some(id) = self.gauge.get() {
+            return id;
+        }
+        let id = abi::define_gauge("warden_wasm_memory_bytes");
+        self.gauge.set(Some(id));
+        id
+    }
+
+    fn set(&self, bytes: i64) {
+        let delta = bytes - self.reported.get();
+        if delta == 0 {
+            return;
+        }
+        if let Some(id) = self.gauge() {
+            abi::add(id, delta);
+            self.reported.set(bytes);
+        }
+    }
+}
+
+impl VmMemory {
+    /// A configuration of this VM started.
+    pub fn root_started() {
+        VM_MEMORY.with(|m| m.roots.set(m.roots.get().saturating_add(1)));
+    }
+
+    /// Reports the VM's current size (called on every tick, where it costs one comparison).
+    pub fn report() {
+        let pages = core::arch::wasm32::memory_size(0) as i64;
+        VM_MEMORY.with(|m| m.set(pages * 65_536));
+    }
+
+    /// A configuration of this VM went away; the last one takes the VM's share back.
+    pub fn root_done() {
+        VM_MEMORY.with(|m| {
+            let roots = m.roots.get().saturating_sub(1);
+            m.roots.set(roots);
+            if roots == 0 {
+                m.set(0);
+            }
+        });
     }
 }

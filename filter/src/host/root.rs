@@ -9,6 +9,7 @@ use proxy_wasm::types::ContextType;
 
 use super::abi;
 use super::http::WardenHttp;
+use super::metrics::VmMemory;
 use super::worker::{HostShared, Worker};
 use crate::authn::MAX_JWKS_BYTES;
 use crate::config::Workload;
@@ -36,6 +37,7 @@ impl WardenRoot {
 
     /// Starts the fetches the key store asks for, and keeps the tick period fitting.
     fn poll(&mut self) {
+        VmMemory::report();
         let Some(worker) = self.worker.clone() else { return };
         let now = abi::now_millis();
         let fetches = worker.keystore.borrow_mut().poll(now, &HostShared);
@@ -82,6 +84,9 @@ impl WardenRoot {
 
 impl Context for WardenRoot {
     fn on_done(&mut self) -> bool {
+        if self.worker.is_some() {
+            VmMemory::root_done();
+        }
         // This configuration is going away: let another worker fetch at once instead of
         // waiting out the leases of fetches whose answers will never be read here.
         if let Some(worker) = &self.worker {
@@ -149,6 +154,9 @@ impl RootContext for WardenRoot {
                     needs.destination_port,
                     needs.sni,
                 );
+                if self.worker.is_none() {
+                    VmMemory::root_started();
+                }
                 self.worker = Some(Rc::new(Worker::new(enforcer)));
                 // The first fetch starts on the first tick, not here: Envoy also configures
                 // short-lived VMs (on the main thread, at start) that are destroyed at once,
