@@ -43,7 +43,7 @@ pub struct Enforcer {
     authn_settings: AuthnSettings,
     peer_identity: PeerIdentity,
     decision_log: DecisionLog,
-    filter_state: bool,
+    filter_state: DecisionLog,
     needs: Needs,
     resources: usize,
     /// `allowed <rule id>` and `denied <rule id>` for every rule, by policy then rule: the
@@ -377,9 +377,14 @@ impl Enforcer {
         }
     }
 
-    /// Whether decisions go to filter state for access logs (`log.filterState`).
-    pub fn records_filter_state(&self) -> bool {
-        self.filter_state
+    /// Whether this decision goes to filter state for access logs (`log.filterState`).
+    pub fn records_filter_state(&self, verdict: &Verdict) -> bool {
+        match (self.filter_state, verdict) {
+            (DecisionLog::None, _) | (_, Verdict::Wait { .. }) => false,
+            (DecisionLog::Denied, Verdict::Allow(_)) => false,
+            (DecisionLog::Denied | DecisionLog::All, Verdict::Deny(_))
+            | (DecisionLog::All, Verdict::Allow(_)) => true,
+        }
     }
 
     /// Whether any JWT rule applies (requests need the clock only then).

@@ -55,7 +55,14 @@ fn policies() -> Value {
 }
 
 fn enforcer_with(policies: Value) -> Result<Enforcer, ConfigErrors> {
-    let config = json!({"workload": {"namespace": "api", "labels": {"app": "backend"}}, "policies": policies});
+    enforcer_with_settings(policies, "{}")
+}
+
+/// An enforcer for the backend workload with `settings` (a JSON object of plugin settings).
+fn enforcer_with_settings(policies: Value, settings: &str) -> Result<Enforcer, ConfigErrors> {
+    let mut config: Value = serde_json::from_str(settings).unwrap();
+    config["workload"] = json!({"namespace": "api", "labels": {"app": "backend"}});
+    config["policies"] = policies;
     let config = enforcer::parse_plugin_config(config.to_string().as_bytes())?;
     Enforcer::new(&config, None)
 }
@@ -263,6 +270,31 @@ fn workload_must_be_known() {
     assert!(Enforcer::new(&config, None).is_err());
     let node = Workload { namespace: "api".into(), labels: Default::default() };
     assert!(Enforcer::new(&config, Some(node)).unwrap().is_passthrough());
+}
+
+#[test]
+fn filter_state_records_denials_by_default_and_every_decision_with_all() {
+    let allowed_and_denied = |e: &Enforcer| {
+        let allowed = check(e, "GET", "/api/orders", &[], Some(FRONTEND));
+        let denied = check(e, "DELETE", "/api/orders", &[], Some(FRONTEND));
+        (e.records_filter_state(&allowed), e.records_filter_state(&denied))
+    };
+    let e = enforcer_with(policies()).unwrap();
+    assert_eq!(allowed_and_denied(&e), (false, true), "the default records denials only");
+    for (setting, expected) in
+        [("all", (true, true)), ("denied", (false, true)), ("none", (false, false))]
+    {
+        let e = enforcer_with_settings(
+            policies(),
+            &format!(r#"{{"log": {{"filterState": "{setting}"}}}}"#),
+        )
+        .unwrap();
+        assert_eq!(allowed_and_denied(&e), expected, "filterState {setting}");
+    }
+    let errors =
+        enforcer::parse_plugin_config(br#"{"policies": [], "log": {"filterState": "yes"}}"#)
+            .unwrap_err();
+    assert!(errors.to_string().contains("filterState"), "{errors}");
 }
 
 #[test]

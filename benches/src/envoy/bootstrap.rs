@@ -140,13 +140,27 @@ pub fn warden_filter(ecds: &Value) -> Result<Value> {
 /// manager writes (APPEND_FORWARD with the current certificate's details, as Istio's sidecars
 /// set it), instead of asking Envoy for the certificate's URI SAN.
 pub fn warden_xfcc_filter(ecds: &Value) -> Result<Value> {
+    warden_filter_with(ecds, |config| config["peerIdentity"] = json!("xfcc"))
+}
+
+/// [`warden_filter`] with `log.filterState: all`: the decision of every request, allowed ones
+/// too, stored in filter state for access logs (the default stores denials only).
+pub fn warden_record_all_filter(ecds: &Value) -> Result<Value> {
+    warden_filter_with(ecds, |config| config["log"]["filterState"] = json!("all"))
+}
+
+/// [`warden_filter`] with its plugin configuration changed by `change`.
+fn warden_filter_with(ecds: &Value, change: impl FnOnce(&mut Value)) -> Result<Value> {
     let mut filter = warden_filter(ecds)?;
     let value = filter
         .pointer_mut("/typed_config/config/configuration/value")
         .context("the Warden filter has no configuration value")?;
     let mut config: Value =
         serde_json::from_str(value.as_str().context("configuration is a string")?)?;
-    config["peerIdentity"] = json!("xfcc");
+    if config.get("log").is_none() {
+        config["log"] = json!({});
+    }
+    change(&mut config);
     *value = Value::String(serde_json::to_string(&config)?);
     Ok(filter)
 }

@@ -73,6 +73,8 @@ pub enum Filters {
     Warden(PolicySet),
     /// The same with `peerIdentity: xfcc` ([`bootstrap::warden_xfcc_filter`]).
     WardenXfcc(PolicySet),
+    /// The same with `log.filterState: all` ([`bootstrap::warden_record_all_filter`]).
+    WardenRecordAll(PolicySet),
 }
 
 /// Which tokens the requests carry.
@@ -130,7 +132,7 @@ pub struct Configuration {
 }
 
 /// Every configuration, in the order of each round.
-pub const CONFIGURATIONS: [Configuration; 15] = [
+pub const CONFIGURATIONS: [Configuration; 16] = [
     Configuration {
         name: "passthrough",
         number: 1,
@@ -187,6 +189,17 @@ pub const CONFIGURATIONS: [Configuration; 15] = [
         title: "authorization, 10 rules: Warden, peer identity from XFCC",
         side: Side::Warden,
         filters: Filters::WardenXfcc(PolicySet::Authz10),
+        request: PolicySet::Authz10,
+        tokens: Tokens::None,
+        counterpart: Some("authz-native"),
+    },
+    Configuration {
+        name: "authz-warden-record-all",
+        number: 3,
+        title:
+            "authorization, 10 rules: Warden, every decision in filter state (log.filterState: all)",
+        side: Side::Warden,
+        filters: Filters::WardenRecordAll(PolicySet::Authz10),
         request: PolicySet::Authz10,
         tokens: Tokens::None,
         counterpart: Some("authz-native"),
@@ -403,6 +416,11 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
             }
             Filters::WardenXfcc(set) => {
                 vec![bootstrap::warden_xfcc_filter(&read_json(
+                    &out.join(format!("compiled/{}.warden.json", set.name())),
+                )?)?]
+            }
+            Filters::WardenRecordAll(set) => {
+                vec![bootstrap::warden_record_all_filter(&read_json(
                     &out.join(format!("compiled/{}.warden.json", set.name())),
                 )?)?]
             }

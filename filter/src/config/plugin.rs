@@ -157,25 +157,20 @@ pub enum PeerIdentity {
 }
 
 /// `log`: what Warden writes to Envoy's log and filter state (counters are always kept).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogSettings {
     /// Which decisions are logged at `info`: `none`, `denied` (the default: denials, AUDIT
     /// matches and dry-run policies that would have denied) or `all`.
     #[serde(default)]
     pub decisions: DecisionLog,
-    /// Whether every decision is stored in filter state `warden_decision` for access logs
-    /// (`%FILTER_STATE(wasm.warden_decision:PLAIN)%`). Default true; turning it off saves a
-    /// host call (about 0.5 µs) per request. Denials still carry the rule in the response-code
-    /// details either way.
-    #[serde(default = "default_true")]
-    pub filter_state: bool,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings { decisions: DecisionLog::default(), filter_state: true }
-    }
+    /// Which decisions are stored in filter state `warden_decision` for access logs
+    /// (`%FILTER_STATE(wasm.warden_decision:PLAIN)%`): `none`, `denied` (the default: every
+    /// refused request, 401 and 403) or `all` (also the policy and rule that allowed each
+    /// request, at one more host call per request; `benches/README.md` measures it). Denials
+    /// also carry their rule in the response-code details whatever this says.
+    #[serde(default)]
+    pub filter_state: DecisionLog,
 }
 
 /// See [`LogSettings::decisions`].
@@ -197,10 +192,6 @@ fn default_root_namespace() -> String {
 
 fn default_trust_domain() -> String {
     "cluster.local".to_string()
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_token_cache_size() -> usize {

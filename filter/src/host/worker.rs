@@ -292,7 +292,7 @@ impl Worker {
 
     /// The decision for access logs (filter state) and Envoy's log.
     fn record(&self, request: &Request<'_>, verdict: &Verdict) {
-        if self.enforcer.records_filter_state() {
+        if self.enforcer.records_filter_state(verdict) {
             let _ =
                 abi::set_filter_state(DECISION_STATE, self.enforcer.summary(verdict).as_bytes());
         }
