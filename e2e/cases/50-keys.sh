@@ -115,3 +115,23 @@ elapsed=$(($(now_ms) - started))
 # may fall in the window.
 expect_at_most "JWKS requests for 30 random kids in $elapsed ms" "$((elapsed / 2000 + 2))" "$(($(jwks_requests) - j0))"
 end
+
+# Envoy maps a paused request-headers callback to StopAllIteration, so request data that arrives
+# while Warden waits is buffered, never shown to a later filter; a body callback answering
+# Continue (the SDK's default) would otherwise release the headers undecided.
+begin "a body that arrives while its request waits for keys is held: 401 after the slow fetch, nothing reaches the application"
+fault "slow&delay_ms=3000"
+waited=0
+for try in 1 2 3 4 5; do
+  started=$(now_ms)
+  code="$( (sleep 1; printf 'body sent during the wait') | curl -s -o "$WORK/answer" -w '%{http_code}' --max-time 10 \
+    -X POST -H 'content-type: text/plain' -H "Authorization: Bearer $(stray_token)" -T - "$F2B/api/orders")"
+  took=$(($(now_ms) - started))
+  [ "$code" = 401 ] || fail "try $try: $code after $took ms: $(short "$(cat "$WORK/answer")")"
+  # A request that waited for the 3 s fetch had its body arrive 1 s in.
+  if [ "$took" -ge 2500 ]; then waited=1; break; fi
+  sleep 1
+done
+fault ok
+[ "$waited" = 1 ] || fail "no request waited for the slow fetch (each was refused at once)"
+end

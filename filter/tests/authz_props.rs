@@ -345,8 +345,13 @@ fn rule_id(engine: &Engine, decision: &Decision) -> Option<String> {
     decision.rule().map(|rule| engine.rule_id(rule))
 }
 
+/// 512 cases per property in the suite; `PROPTEST_CASES=50000` searches deeper.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn indexed_decision_equals_exhaustive(policies in policies(), request in request()) {
