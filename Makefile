@@ -63,9 +63,12 @@ deps:
 	  apt-get update && apt-get install -y --no-install-recommends "$${packages[@]}"; \
 	fi
 
+# The module is built, then slimmed: the SDK exports every proxy-wasm callback and Envoy enters
+# the module for each one it finds; filter/slim keeps only those Warden handles.
 wasm:
 	rustup target add wasm32-wasip1
 	$(CARGO_DEFAULT_TARGET) cargo build --target wasm32-wasip1 --profile wasm -p warden
+	$(CARGO_DEFAULT_TARGET) cargo run --quiet --release -p warden-slim -- $(WASM)
 
 cli:
 	$(CARGO_DEFAULT_TARGET) cargo build --release -p warden-cli

@@ -14,6 +14,9 @@ WARDEN_WASM="$ROOT/target/wasm32-wasip1/wasm/warden.wasm"
 WARDEN="$BENCH_TARGET/release/warden"
 WARDEN_BENCH="$BENCH_TARGET/release/warden-bench"
 EMPTY_WASM="$BENCH_TARGET/wasm32-wasip1/release/warden_bench_empty_filter.wasm"
+# The same module with only the callbacks Warden keeps exported (filter/slim): the floor of a
+# module built the way warden.wasm is.
+EMPTY_SLIM_WASM="$BENCH_TARGET/wasm32-wasip1/release/warden_bench_empty_filter.slim.wasm"
 
 log() { printf '%s: %s\n' "$SCRIPT" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$SCRIPT" "$*" >&2; exit 1; }
@@ -35,6 +38,8 @@ build() {
   if [ "${1:-}" = empty ]; then
     CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --release --target wasm32-wasip1 \
       --manifest-path benches/envoy/empty-filter/Cargo.toml >&2
+    cp "$EMPTY_WASM" "$EMPTY_SLIM_WASM"
+    cargo run -q --release -p warden-slim -- "$EMPTY_SLIM_WASM" >&2
   fi
 }
 

@@ -43,7 +43,7 @@ SHIM="$RUN_DIR/wrk-client-cert.so"
 cc -shared -fPIC -O2 -o "$SHIM" benches/envoy/wrk-client-cert.c -ldl
 log "preparing policies, tokens, certificates and Envoy configurations in $RUN_DIR"
 "$WARDEN_BENCH" prepare --out "$RUN_DIR" --warden "$WARDEN" --wasm "$WARDEN_WASM" \
-  --empty-wasm "$EMPTY_WASM" --pool "$POOL" --base-port "$BASE_PORT"
+  --empty-wasm "$EMPTY_WASM" --empty-slim-wasm "$EMPTY_SLIM_WASM" --pool "$POOL" --base-port "$BASE_PORT"
 
 # The plan: name, port, admin port, bootstrap, request, tokens, client cert, key, CA.
 NAMES=() PORTS=() ADMINS=() CONFIGS=() REQUESTS=() TOKENS=() CERTS=() KEYS=() ENVOYS=()

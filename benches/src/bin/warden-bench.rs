@@ -1,7 +1,7 @@
 //! `warden-bench`: the Envoy harness's helper (`benches/envoy/run.sh` and `diff.sh` call it).
 //!
 //! ```text
-//! warden-bench prepare --out DIR --warden BIN --wasm FILE --empty-wasm FILE [--pool N] [--base-port P]
+//! warden-bench prepare --out DIR --warden BIN --wasm FILE --empty-wasm FILE --empty-slim-wasm FILE [--pool N] [--base-port P]
 //! warden-bench diff-prepare --out DIR --warden BIN --wasm FILE [--base-port P] [--rules N]
 //! warden-bench diff-check DIR
 //! warden-bench report --run DIR --out DIR --date YYYY-MM-DD [--readme benches/README.md]
@@ -59,6 +59,7 @@ fn run(args: Vec<String>) -> Result<()> {
             warden: path("warden")?,
             wasm: path("wasm")?,
             empty_wasm: path("empty-wasm")?,
+            empty_slim_wasm: path("empty-slim-wasm")?,
             pool: number("pool", 4096)?,
             base_port: u16::try_from(number("base-port", 17100)?)?,
         }),

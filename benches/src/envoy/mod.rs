@@ -62,6 +62,9 @@ pub enum Filters {
     /// An empty Rust proxy-wasm filter (`benches/envoy/empty-filter`): what having a V8 filter
     /// costs.
     EmptyWasm,
+    /// The same module with only the callbacks Warden's module exports (`filter/slim`): what
+    /// a V8 filter built like Warden costs.
+    EmptyWasmSlim,
     /// Envoy's native filters for the set; `jwt_cache` adds `jwt_cache_config`.
     Native {
         /// The policies.
@@ -132,7 +135,7 @@ pub struct Configuration {
 }
 
 /// Every configuration, in the order of each round.
-pub const CONFIGURATIONS: [Configuration; 16] = [
+pub const CONFIGURATIONS: [Configuration; 17] = [
     Configuration {
         name: "passthrough",
         number: 1,
@@ -149,6 +152,16 @@ pub const CONFIGURATIONS: [Configuration; 16] = [
         title: "empty Rust proxy-wasm filter",
         side: Side::Floor,
         filters: Filters::EmptyWasm,
+        request: PolicySet::Authz10,
+        tokens: Tokens::None,
+        counterpart: None,
+    },
+    Configuration {
+        name: "wasm-empty-slim",
+        number: 2,
+        title: "empty Rust proxy-wasm filter, callbacks slimmed like Warden's",
+        side: Side::Floor,
+        filters: Filters::EmptyWasmSlim,
         request: PolicySet::Authz10,
         tokens: Tokens::None,
         counterpart: None,
@@ -313,6 +326,8 @@ pub struct PrepareOptions {
     pub wasm: PathBuf,
     /// The empty filter's module.
     pub empty_wasm: PathBuf,
+    /// The same, with only Warden's callbacks exported (`warden-slim`).
+    pub empty_slim_wasm: PathBuf,
     /// Tokens per new-token pool: more than Warden's cache holds (1,024), so none is ever hit.
     pub pool: usize,
     /// Listener `i` listens on `base_port + i`, its admin on `base_port + 100 + i`.
@@ -335,6 +350,7 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
     let out = absolute(out)?;
     let wasm = absolute(&options.wasm)?;
     let empty_wasm = absolute(&options.empty_wasm)?;
+    let empty_slim_wasm = absolute(&options.empty_slim_wasm)?;
     let keys = Keys::load_or_generate(&out.join("keys"))?;
     let jwks = keys.jwks()?;
     let certs = Certificates::open(&out.join("certs"))?;
@@ -405,6 +421,7 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
         let filters = match config.filters {
             Filters::None => Vec::new(),
             Filters::EmptyWasm => vec![bootstrap::empty_wasm_filter(&empty_wasm)],
+            Filters::EmptyWasmSlim => vec![bootstrap::empty_wasm_filter(&empty_slim_wasm)],
             Filters::Native { set, jwt_cache } => bootstrap::native_filters(
                 &read_json(&out.join(format!("compiled/{}.native.json", set.name())))?,
                 jwt_cache,

@@ -1,4 +1,6 @@
-//! The HTTP context: one per request; the worker does the work.
+//! The HTTP context: one per request; the worker does the work. Envoy enters it for the
+//! request headers only: `make wasm` removes the other stream callbacks from the module
+//! (filter/slim), so implementing another one here means listing it there.
 
 use std::rc::Rc;
 
@@ -19,12 +21,16 @@ impl WardenHttp {
     }
 }
 
-impl Context for WardenHttp {
-    fn on_done(&mut self) -> bool {
+impl Context for WardenHttp {}
+
+/// The stream is gone (`proxy_on_delete`): forget it if it was waiting for keys. This is in
+/// `Drop`, not `on_done`, because the module does not export `proxy_on_done` (filter/slim:
+/// one call into the module fewer per request).
+impl Drop for WardenHttp {
+    fn drop(&mut self) {
         if let Some(worker) = &self.worker {
-            worker.on_done(self.context_id);
+            worker.forget(self.context_id);
         }
-        true
     }
 }
 

@@ -82,19 +82,20 @@ impl WardenRoot {
     }
 }
 
-impl Context for WardenRoot {
-    fn on_done(&mut self) -> bool {
-        if self.worker.is_some() {
-            VmMemory::root_done();
-        }
-        // This configuration is going away: let another worker fetch at once instead of
-        // waiting out the leases of fetches whose answers will never be read here.
+/// This configuration is going away (`proxy_on_delete`; the module exports no `proxy_on_done`,
+/// see filter/slim).
+impl Drop for WardenRoot {
+    fn drop(&mut self) {
         if let Some(worker) = &self.worker {
+            VmMemory::root_done();
+            // Let another worker fetch at once instead of waiting out the leases of fetches
+            // whose answers will never be read here.
             worker.keystore.borrow_mut().abandon(abi::now_millis(), &HostShared);
         }
-        true
     }
+}
 
+impl Context for WardenRoot {
     fn on_http_call_response(
         &mut self,
         token: u32,

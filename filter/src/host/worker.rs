@@ -160,7 +160,7 @@ impl Worker {
     }
 
     /// A request ended (answered, or the client went away): forget it if it was waiting.
-    pub fn on_done(&self, context_id: u32) {
+    pub fn forget(&self, context_id: u32) {
         self.waiting.borrow_mut().retain(|w| w.context_id != context_id);
     }
 
