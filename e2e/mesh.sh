@@ -431,7 +431,7 @@ EOF
 
 Inside
 EOF
-  t "curl -s http://127.0.0.1:$BACKEND_ADMIN_PORT/stats/prometheus | grep -i warden" "Warden's counters"
+  t "curl -s http://127.0.0.1:$BACKEND_ADMIN_PORT/stats/prometheus | grep -i warden" "Warden's counters and its memory gauge"
   t "tail -f $RUN_DIR/logs/envoy-backend.log" "access log: response code details and Warden's decision"
   t "make playground-stop" "stops everything"
 }
