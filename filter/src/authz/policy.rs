@@ -183,41 +183,23 @@ pub fn validate(
         .enumerate()
         .map(|(i, rule)| {
             let base = format!("spec.rules[{i}]");
-            let from = rule.from.as_ref().map(|from| {
-                if from.is_empty() {
-                    v.error(format!("{base}.from"), PolicyProblem::EmptyList);
-                }
-                from.iter()
-                    .enumerate()
-                    .map(|(j, entry)| {
-                        let field = format!("{base}.from[{j}].source");
-                        match &entry.source {
-                            Some(source) => v.source(&field, source),
-                            None => {
-                                v.error(field, PolicyProblem::MissingEntry);
-                                Vec::new()
-                            }
-                        }
-                    })
-                    .collect()
+            let from = rule.from.as_deref().map(|from| {
+                v.entries(
+                    &format!("{base}.from"),
+                    "source",
+                    from,
+                    |e| e.source.as_ref(),
+                    Validator::source,
+                )
             });
-            let to = rule.to.as_ref().map(|to| {
-                if to.is_empty() {
-                    v.error(format!("{base}.to"), PolicyProblem::EmptyList);
-                }
-                to.iter()
-                    .enumerate()
-                    .map(|(j, entry)| {
-                        let field = format!("{base}.to[{j}].operation");
-                        match &entry.operation {
-                            Some(operation) => v.operation(&field, operation),
-                            None => {
-                                v.error(field, PolicyProblem::MissingEntry);
-                                Vec::new()
-                            }
-                        }
-                    })
-                    .collect()
+            let to = rule.to.as_deref().map(|to| {
+                v.entries(
+                    &format!("{base}.to"),
+                    "operation",
+                    to,
+                    |e| e.operation.as_ref(),
+                    Validator::operation,
+                )
             });
             let mut when = Vec::new();
             if let Some(conditions) = &rule.when {
@@ -336,6 +318,35 @@ impl Validator<'_> {
                 test,
             );
         }
+    }
+
+    /// `from` or `to` (at `list`): a non-empty list whose entries each carry their `field`
+    /// (`source` or `operation`), validated by `check`.
+    fn entries<E, T>(
+        &mut self,
+        list: &str,
+        field: &str,
+        entries: &[E],
+        get: impl Fn(&E) -> Option<&T>,
+        check: impl Fn(&mut Self, &str, &T) -> Vec<Check>,
+    ) -> Vec<Vec<Check>> {
+        if entries.is_empty() {
+            self.error(list, PolicyProblem::EmptyList);
+        }
+        entries
+            .iter()
+            .enumerate()
+            .map(|(j, entry)| {
+                let at = format!("{list}[{j}].{field}");
+                match get(entry) {
+                    Some(value) => check(self, &at, value),
+                    None => {
+                        self.error(at, PolicyProblem::MissingEntry);
+                        Vec::new()
+                    }
+                }
+            })
+            .collect()
     }
 
     fn source(&mut self, base: &str, source: &Source) -> Vec<Check> {
