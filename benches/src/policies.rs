@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 use warden::authz::{self, Engine, Mesh, Policy};
 use warden::config::{self, ConfigError, Document, Resource, Workload};
-use warden::request::{Connection, Identity, Peer, Request};
+use warden::request::{Identity, Observed, OwnedRequest, Peer, Request};
 
 /// The namespace of the workload under test (and of its policies).
 pub const NAMESPACE: &str = "api";
@@ -67,33 +67,32 @@ pub struct SampleRequest {
 impl SampleRequest {
     /// Calls `f` with the request as the core sees it.
     pub fn with<R>(&self, f: impl FnOnce(&Request<'_>, Option<&Identity>) -> R) -> R {
-        let headers: Vec<(&[u8], &[u8])> =
-            self.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
-        let sans: Vec<&[u8]> = self.peer.iter().map(|p| p.as_bytes()).collect();
-        let request = Request {
-            method: self.method.as_bytes(),
-            path: self.path.as_bytes(),
-            host: self.host.as_bytes(),
-            headers: &headers,
-            connection: Connection {
-                peer: self.peer.as_ref().map(|_| Peer {
-                    uri_sans: &sans,
-                    dns_sans: &[],
-                    subject: None,
-                }),
-                source_ip: self.source_ip,
+        let owned =
+            OwnedRequest {
+                method: self.method.clone().into_bytes(),
+                path: self.path.clone().into_bytes(),
+                authority: self.host.clone().into_bytes(),
+                headers: self
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.clone().into_bytes(), v.clone().into_bytes()))
+                    .collect(),
+                peer: Observed::from_option(self.peer.as_ref().map(|uri| Peer {
+                    uri_sans: vec![uri.clone().into_bytes()],
+                    ..Peer::default()
+                })),
+                source_ip: Observed::from_option(self.source_ip),
                 remote_ip: self.source_ip,
                 destination_ip: None,
                 destination_port: Some(self.destination_port),
                 sni: None,
-            },
-        };
+            };
         let identity = self.claims.as_ref().map(|claims| Identity {
             issuer: claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_string(),
             subject: claims.get("sub").and_then(Value::as_str).map(str::to_string),
             claims: claims.clone(),
         });
-        f(&request, identity.as_ref())
+        owned.with(|request| f(request, identity.as_ref()))
     }
 }
 

@@ -27,7 +27,7 @@ use warden::config::istio::WorkloadSelector;
 use warden::config::scope::selects;
 use warden::config::{PluginConfig, Resource, Workload};
 use warden::enforcer::{Cause, Enforcer, Verdict, RBAC_DENIED_BODY};
-use warden::request::{Connection, Identity, Peer, Request};
+use warden::request::{Identity, Observed, OwnedRequest, Peer, Request};
 
 use crate::analysis::Analysis;
 use crate::style::{paint, BAD, DIM, EMPHASIS, GOOD, NOTE, WARN};
@@ -172,18 +172,15 @@ pub struct Inputs<'a> {
     pub now: u64,
 }
 
-/// The request in owned form, with what a borrowed [`Request`] needs.
-struct OwnedRequest {
-    method: Vec<u8>,
-    path: Vec<u8>,
-    host: Vec<u8>,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    peer: Option<Vec<u8>>,
+/// The request as the module would see it (the core's own builder), and the flags it came
+/// from (for the report).
+struct ExplainedRequest {
+    request: OwnedRequest,
     args: RequestArgs,
 }
 
-impl OwnedRequest {
-    fn new(args: &RequestArgs, trust_domain: &str) -> Result<OwnedRequest> {
+impl ExplainedRequest {
+    fn new(args: &RequestArgs, trust_domain: &str) -> Result<ExplainedRequest> {
         let mut host = args.host.clone();
         let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for header in &args.headers {
@@ -202,43 +199,35 @@ impl OwnedRequest {
         }
         let peer = args.peer.as_deref().map(|peer| spiffe_id(peer, trust_domain)).transpose()?;
         let host = host.unwrap_or_default();
-        let mut all = vec![
-            (b":method".to_vec(), args.method.clone().into_bytes()),
-            (b":path".to_vec(), args.path.clone().into_bytes()),
-        ];
-        if !host.is_empty() {
-            all.push((b":authority".to_vec(), host.clone().into_bytes()));
-        }
         // Envoy's connection manager sets it when the client did not (the 401 realm reads it).
         if !headers.iter().any(|(name, _)| name == b"x-forwarded-proto") {
-            all.push((b"x-forwarded-proto".to_vec(), b"http".to_vec()));
+            headers.insert(0, (b"x-forwarded-proto".to_vec(), b"http".to_vec()));
         }
-        all.extend(headers);
         let mut args = args.clone();
         args.host = Some(host.clone()).filter(|h| !h.is_empty());
         args.peer = peer.clone();
-        Ok(OwnedRequest {
+        let request = OwnedRequest {
             method: args.method.clone().into_bytes(),
             path: args.path.clone().into_bytes(),
-            host: host.into_bytes(),
-            headers: all,
-            peer: peer.map(String::into_bytes),
-            args,
-        })
+            authority: host.into_bytes(),
+            headers,
+            peer: Observed::from_option(
+                peer.map(|uri| Peer { uri_sans: vec![uri.into_bytes()], ..Peer::default() }),
+            ),
+            source_ip: Observed::from_option(args.source_ip),
+            remote_ip: args.remote_ip.or(args.source_ip),
+            destination_ip: args.destination_ip,
+            destination_port: args.port,
+            sni: args.sni.clone().map(String::into_bytes),
+        };
+        Ok(ExplainedRequest { request, args })
     }
 
-    fn with_token(&self, token: &str) -> OwnedRequest {
-        let mut copy = OwnedRequest {
-            method: self.method.clone(),
-            path: self.path.clone(),
-            host: self.host.clone(),
-            headers: self.headers.clone(),
-            peer: self.peer.clone(),
-            args: self.args.clone(),
-        };
-        copy.headers.retain(|(name, _)| name != b"authorization");
-        copy.headers.push((b"authorization".to_vec(), format!("Bearer {token}").into_bytes()));
-        copy
+    fn with_token(&self, token: &str) -> ExplainedRequest {
+        let mut request = self.request.clone();
+        request.headers.retain(|(name, _)| name != b"authorization");
+        request.headers.push((b"authorization".to_vec(), format!("Bearer {token}").into_bytes()));
+        ExplainedRequest { request, args: self.args.clone() }
     }
 }
 
@@ -259,27 +248,9 @@ fn spiffe_id(peer: &str, trust_domain: &str) -> Result<String> {
     }
 }
 
-/// Runs `decide` on the borrowed view of `owned`.
-fn with_request<R>(owned: &OwnedRequest, decide: impl FnOnce(&Request<'_>) -> R) -> R {
-    let headers: Vec<(&[u8], &[u8])> =
-        owned.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
-    let sans: Vec<&[u8]> = owned.peer.iter().map(Vec::as_slice).collect();
-    let args = &owned.args;
-    let request = Request {
-        method: &owned.method,
-        path: &owned.path,
-        host: &owned.host,
-        headers: &headers,
-        connection: Connection {
-            peer: owned.peer.as_ref().map(|_| Peer { uri_sans: &sans, ..Peer::default() }),
-            source_ip: args.source_ip,
-            remote_ip: args.remote_ip.or(args.source_ip),
-            destination_ip: args.destination_ip,
-            destination_port: args.port,
-            sni: args.sni.as_deref().map(str::as_bytes),
-        },
-    };
-    decide(&request)
+/// Runs `decide` on the request as the module sees it.
+fn with_request<R>(owned: &ExplainedRequest, decide: impl FnOnce(&Request<'_>) -> R) -> R {
+    owned.request.with(decide)
 }
 
 /// Keys for every remote source: one set standing in for all, or none (pending).
@@ -466,7 +437,7 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
         .map_err(|errors| anyhow::anyhow!("the module refuses the configuration: {errors}"))?;
     let root = config.root_namespace.clone();
     let workload = &inputs.workload.workload.clone();
-    let owned = OwnedRequest::new(&inputs.request, &config.trust_domain)?;
+    let owned = ExplainedRequest::new(&inputs.request, &config.trust_domain)?;
     let mut notes = Vec::new();
     let applicable_authn = !enforcer.authn().is_empty();
 
@@ -588,7 +559,7 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
 fn finish(
     workload_arg: WorkloadArg,
     enforcer: &Enforcer,
-    request: OwnedRequest,
+    request: ExplainedRequest,
     authentication: Authentication,
     now: u64,
     keys: &StandIn<'_>,
@@ -662,7 +633,7 @@ fn finish(
                             consistent(&explanation, &decision)?;
                             (Some(explanation), Some(decision), answer)
                         }
-                        Cause::Unauthenticated(_) => (None, None, answer),
+                        Cause::Unauthenticated(_) | Cause::Peer(_) => (None, None, answer),
                     }
                 }
                 Verdict::Wait { .. } => bail!("the module is waiting for keys it will not get"),

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use warden::authn::{KeyProvider, KeySet, Keys, PureRust, SourceId, TokenCache};
 use warden::config::{PluginConfig, Workload};
 use warden::enforcer::{Enforcer, Verdict};
-use warden::request::{Connection, Peer, Request};
+use warden::request::{Observed, OwnedRequest, Peer};
 
 /// A key, its JWKS file, and tokens minted with it (once for the whole file: keygen is slow).
 struct Issuer {
@@ -150,30 +150,30 @@ impl Case {
         if let Some(token) = &self.token {
             headers.push((b"authorization".to_vec(), format!("Bearer {token}").into_bytes()));
         }
-        let headers: Vec<(&[u8], &[u8])> =
-            headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
-        let san = self.peer.map(|p| {
+        let peer = self.peer.map(|p| {
             let (ns, sa) = p.split_once('/').unwrap();
-            format!("spiffe://cluster.local/ns/{ns}/sa/{sa}")
+            Peer {
+                uri_sans: vec![format!("spiffe://cluster.local/ns/{ns}/sa/{sa}").into_bytes()],
+                ..Peer::default()
+            }
         });
-        let sans: Vec<&[u8]> = san.iter().map(|s| s.as_bytes()).collect();
         let ip: Option<IpAddr> = self.source_ip.map(|ip| ip.parse().unwrap());
-        let request = Request {
-            method: self.method.as_bytes(),
-            path: self.path.as_bytes(),
-            host: self.host.as_bytes(),
-            headers: &headers,
-            connection: Connection {
-                peer: san.as_ref().map(|_| Peer { uri_sans: &sans, ..Peer::default() }),
-                source_ip: ip,
-                remote_ip: ip,
-                ..Connection::default()
-            },
+        // The core's one request builder, the one `warden explain` uses too.
+        let request = OwnedRequest {
+            method: self.method.as_bytes().to_vec(),
+            path: self.path.as_bytes().to_vec(),
+            authority: self.host.as_bytes().to_vec(),
+            headers,
+            peer: Observed::from_option(peer),
+            source_ip: Observed::from_option(ip),
+            remote_ip: ip,
+            ..OwnedRequest::default()
         };
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let verdict =
-            enforcer.check(&request, now, &Jwks(&keys().set), &mut TokenCache::new(0), &PureRust);
+        let verdict = request.with(|request| {
+            enforcer.check(request, now, &Jwks(&keys().set), &mut TokenCache::new(0), &PureRust)
+        });
         match verdict {
             Verdict::Allow(allow) => {
                 (true, 200, allow.decision.rule().map(|r| enforcer.rule_id(r)).unwrap_or_default())

@@ -19,15 +19,23 @@ use crate::authn::{
     SignatureVerifier, SourceId, TokenCache,
 };
 use crate::authz::{self, Decision, DryRunAllow, Engine, Mesh, Needs, Reason, RuleRef};
-use crate::config::plugin::{DecisionLog, PeerIdentity};
+use crate::config::plugin::{DecisionLog, PeerIdentity, Role};
 use crate::config::{
-    self, ConfigError, ConfigErrors, Document, PluginConfig, Problem, Resource, Workload,
+    self, ConfigError, ConfigErrors, Document, ObjectRef, PluginConfig, Problem, Resource, Workload,
 };
 use crate::keystore::FetchSettings;
-use crate::request::{Identity, Request};
+use crate::request::{Identity, Observed, Request};
 
 /// Envoy RBAC's body for a denied request (`rbac_filter.cc`), which users of Istio know.
 pub const RBAC_DENIED_BODY: &str = "RBAC: access denied";
+
+/// The body when a CUSTOM rule matched: Warden calls no external authorizer, so the request is
+/// refused as if the authorizer could not be reached.
+pub const CUSTOM_UNAVAILABLE_BODY: &str = "warden: CUSTOM authorization is not available";
+
+/// Why an object with `targetRef`/`targetRefs` is ignored.
+pub const TARGETS_GATEWAYS: &str = "targetRef/targetRefs attach it to gateways or waypoints, \
+     which Istio's sidecars ignore too (pilot/pkg/model/policyattachment.go)";
 
 /// gRPC `PERMISSION_DENIED`, what Envoy answers a denied gRPC call with.
 pub const GRPC_PERMISSION_DENIED: u32 = 7;
@@ -46,6 +54,8 @@ pub struct Enforcer {
     filter_state: DecisionLog,
     needs: Needs,
     resources: usize,
+    /// Objects no sidecar applies (`targetRefs`: gateways and waypoints), and why.
+    ignored: Vec<(ObjectRef, &'static str)>,
     /// `allowed <rule id>` and `denied <rule id>` for every rule, by policy then rule: the
     /// access-log summary is written for every request, so it is never formatted per request.
     summaries: Vec<Vec<[Box<str>; 2]>>,
@@ -101,6 +111,27 @@ pub enum Cause {
     Unauthenticated(Failure),
     /// Authorization denied it.
     Unauthorized(Decision),
+    /// The client certificate's identity is refused before any policy is consulted.
+    Peer(PeerRefusal),
+}
+
+/// Why a client certificate's identity is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRefusal {
+    /// More than one URI SAN. An X.509-SVID has exactly one (SPIFFE X509-SVID §2); with
+    /// several, Envoy's RBAC lets any of them match, so one certificate could speak for two
+    /// identities and pass a DENY written for one of them. Warden refuses it (stricter than
+    /// Istio; docs/compatibility.md#peer-identity).
+    MultipleUriSans,
+}
+
+impl PeerRefusal {
+    /// A stable snake_case label (counters, response-code details, filter state).
+    pub fn label(self) -> &'static str {
+        match self {
+            PeerRefusal::MultipleUriSans => "multiple_uri_sans",
+        }
+    }
 }
 
 impl Deny {
@@ -108,7 +139,7 @@ impl Deny {
     pub fn refetch(&self) -> Option<SourceId> {
         match &self.cause {
             Cause::Unauthenticated(failure) => failure.refetch(),
-            Cause::Unauthorized(_) => None,
+            Cause::Unauthorized(_) | Cause::Peer(_) => None,
         }
     }
 
@@ -142,6 +173,16 @@ impl Enforcer {
         node_workload: Option<Workload>,
     ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
+        if config.role == Role::Connection {
+            errors.push(ConfigError::plugin(
+                "role",
+                Problem::Setting(
+                    "`role: connection` is the network filter's configuration; the HTTP filter \
+                     takes the policies (role http, the default)"
+                        .into(),
+                ),
+            ));
+        }
         let workload = config.workload.clone().or(node_workload);
         if workload.is_none() {
             errors.push(ConfigError::plugin(
@@ -161,6 +202,7 @@ impl Enforcer {
 
         let mut authz_policies = Vec::new();
         let mut authn_rules = Vec::new();
+        let mut ignored = Vec::new();
         let mut seen = BTreeSet::new();
         for (index, value) in config.policies.iter().enumerate() {
             let resource = match config::parse_document(value) {
@@ -188,10 +230,19 @@ impl Enforcer {
             }
             match resource {
                 Resource::AuthorizationPolicy(object) => match authz::validate(&object, &mesh) {
+                    Ok(policy) if policy.targets_gateways() => {
+                        ignored.push((at, TARGETS_GATEWAYS));
+                    }
                     Ok(policy) => authz_policies.push(policy),
                     Err(mut found) => errors.append(&mut found),
                 },
                 Resource::RequestAuthentication(object) => match authn::validate(&object) {
+                    Ok(_)
+                        if object.spec.target_ref.is_some()
+                            || !object.spec.target_refs.is_empty() =>
+                    {
+                        ignored.push((at, TARGETS_GATEWAYS));
+                    }
                     Ok(rules) => authn_rules.push((object, rules)),
                     Err(mut found) => errors.append(&mut found),
                 },
@@ -238,6 +289,7 @@ impl Enforcer {
             filter_state: config.log.filter_state,
             needs,
             resources: authz_policies.len() + authn_rules.len(),
+            ignored,
             summaries,
         })
     }
@@ -251,6 +303,16 @@ impl Enforcer {
         cache: &mut TokenCache,
         crypto: &dyn SignatureVerifier,
     ) -> Verdict {
+        if let Some(refusal) = self.refuse_peer(request) {
+            return Verdict::Deny(Deny {
+                status: 403,
+                body: RBAC_DENIED_BODY,
+                headers: Vec::new(),
+                grpc_status: is_grpc(request).then_some(GRPC_PERMISSION_DENIED),
+                details: format!("warden_peer_refused{{{}}}", refusal.label()),
+                cause: Cause::Peer(refusal),
+            });
+        }
         let (identity, headers) = match self.authn.authenticate(request, now, keys, cache, crypto) {
             Outcome::Anonymous { headers } => (None, headers),
             Outcome::Authenticated { identity, headers, .. } => (Some(identity), headers),
@@ -264,6 +326,16 @@ impl Enforcer {
             Verdict::Allow(Allow { headers, decision, identity })
         } else {
             Verdict::Deny(self.unauthorized(decision, request))
+        }
+    }
+
+    /// A peer identity refused whatever the policies say, when the policies read it.
+    fn refuse_peer(&self, request: &Request<'_>) -> Option<PeerRefusal> {
+        match request.connection.peer {
+            Observed::Known(peer) if self.needs.peer && peer.uri_sans.len() > 1 => {
+                Some(PeerRefusal::MultipleUriSans)
+            }
+            _ => None,
         }
     }
 
@@ -284,18 +356,28 @@ impl Enforcer {
     }
 
     fn unauthorized(&self, decision: Decision, request: &Request<'_>) -> Deny {
-        let matched = match decision.reason {
-            Reason::DeniedBy(rule) => self.authz.rule_id(rule),
-            _ => "none".to_string(),
+        let (matched, custom) = match decision.reason {
+            Reason::DeniedBy(rule) => (self.authz.rule_id(rule), self.is_custom(rule)),
+            _ => ("none".to_string(), false),
+        };
+        let (body, details) = if custom {
+            (CUSTOM_UNAVAILABLE_BODY, format!("warden_custom_unavailable[{matched}]"))
+        } else {
+            (RBAC_DENIED_BODY, format!("rbac_access_denied_matched_policy[{matched}]"))
         };
         Deny {
             status: 403,
-            body: RBAC_DENIED_BODY,
+            body,
             headers: Vec::new(),
             grpc_status: is_grpc(request).then_some(GRPC_PERMISSION_DENIED),
-            details: format!("rbac_access_denied_matched_policy[{matched}]"),
+            details,
             cause: Cause::Unauthorized(decision),
         }
+    }
+
+    fn is_custom(&self, rule: RuleRef) -> bool {
+        let policy = self.authz.policies().get(rule.policy as usize);
+        policy.is_some_and(|p| p.action == authz::Action::Custom)
     }
 
     /// A one-line account of a decision for Envoy's log, as the `log.decisions` setting asks
@@ -335,7 +417,7 @@ impl Enforcer {
                 deny.details,
                 match &deny.cause {
                     Cause::Unauthorized(decision) => notes(decision),
-                    Cause::Unauthenticated(_) => String::new(),
+                    Cause::Unauthenticated(_) | Cause::Peer(_) => String::new(),
                 }
             )),
             (level, Verdict::Allow(allow)) => {
@@ -372,6 +454,9 @@ impl Enforcer {
             }
             Verdict::Deny(Deny { cause: Cause::Unauthenticated(failure), .. }) => {
                 format!("unauthenticated {}", failure.reason().label()).into()
+            }
+            Verdict::Deny(Deny { cause: Cause::Peer(refusal), .. }) => {
+                format!("denied peer_{}", refusal.label()).into()
             }
             Verdict::Wait { .. } => "waiting".into(),
         }
@@ -439,6 +524,19 @@ impl Enforcer {
             && self.authn.output_headers().is_empty()
     }
 
+    /// Objects in the configuration that no sidecar applies, and why (`warden check` warns,
+    /// the module logs and reports them).
+    pub fn ignored(&self) -> &[(ObjectRef, &'static str)] {
+        &self.ignored
+    }
+
+    /// The applied policies Warden cannot enforce exactly, with why: they fail closed for this
+    /// workload (a CUSTOM rule that matches denies; a condition Warden cannot evaluate counts
+    /// against the request).
+    pub fn unenforceable(&self) -> impl Iterator<Item = (&authz::AppliedPolicy, &'static str)> {
+        self.authz.policies().iter().filter_map(|p| p.unenforceable.map(|why| (p, why)))
+    }
+
     /// How many Istio resources the configuration carries (for the startup log line).
     pub fn resource_count(&self) -> usize {
         self.resources
@@ -472,6 +570,28 @@ fn printable(bytes: &[u8], max: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// Checks a configuration for the network filter (`role: connection`), which only hands the
+/// direct peer's address over: policies given to it would silently not be enforced.
+pub fn check_connection_role(config: &PluginConfig) -> Result<(), ConfigErrors> {
+    if config.role != Role::Connection {
+        return Err(ConfigErrors::from(ConfigError::plugin(
+            "role",
+            Problem::Setting("the network filter needs `role: connection`".into()),
+        )));
+    }
+    if !config.policies.is_empty() {
+        return Err(ConfigErrors::from(ConfigError::plugin(
+            "policies",
+            Problem::Setting(
+                "the network filter (`role: connection`) enforces nothing: give the policies \
+                 to the HTTP filter"
+                    .into(),
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// Parses the plugin configuration bytes Envoy hands over (JSON, or a serialized

@@ -39,6 +39,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod certificate;
 pub mod config;
 pub mod enforcer;
 pub mod keystore;

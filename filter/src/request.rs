@@ -28,15 +28,48 @@ pub struct Request<'a> {
     pub connection: Connection<'a>,
 }
 
+/// What the proxy could tell Warden about one attribute of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed<T> {
+    /// Known, with this value.
+    Known(T),
+    /// Known not to exist: no client certificate on a plaintext connection, no IP address on
+    /// a Unix socket. Positive matchers are false, negated ones true, as in Envoy.
+    Absent,
+    /// Warden could not learn it (the network filter that hands over the direct peer's address
+    /// is not deployed, the certificate could not be read). Whatever reads it fails closed: an
+    /// ALLOW rule does not match, a DENY rule matches as if it held.
+    Unknown,
+}
+
+impl<T> Observed<T> {
+    /// `Known(value)` for `Some`, `Absent` for `None`.
+    pub fn from_option(value: Option<T>) -> Self {
+        value.map_or(Observed::Absent, Observed::Known)
+    }
+
+    /// The value, when known.
+    pub fn known(self) -> Option<T> {
+        match self {
+            Observed::Known(value) => Some(value),
+            Observed::Absent | Observed::Unknown => None,
+        }
+    }
+}
+
 /// What the proxy knows about the connection (Envoy terminated its TLS).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Connection<'a> {
-    /// The verified client certificate's identity; `None` on plaintext or one-way TLS.
-    pub peer: Option<Peer<'a>>,
-    /// `source.ip`: the address of the direct peer.
-    pub source_ip: Option<IpAddr>,
-    /// `remote.ip`: the original client address as Envoy computes it (`X-Forwarded-For` with
-    /// `xff_num_trusted_hops`, or the PROXY protocol); the direct peer otherwise.
+    /// The verified client certificate's identity: `Absent` on plaintext or one-way TLS.
+    pub peer: Observed<&'a Peer>,
+    /// `source.ip`, what `ipBlocks` match: the address of the direct peer, the TCP connection's
+    /// remote end (Envoy RBAC `direct_remote_ip`). HTTP filters cannot read it once the
+    /// connection manager has taken the client address from `X-Forwarded-For`; Warden's
+    /// network filter hands it over (docs/compatibility.md#addresses).
+    pub source_ip: Observed<IpAddr>,
+    /// `remote.ip`, what `remoteIpBlocks` match: the original client address as Envoy computes
+    /// it (`X-Forwarded-For` with `use_remote_address: false` or trusted hops, the PROXY
+    /// protocol), the direct peer otherwise (Envoy RBAC `remote_ip`; Envoy's `source.address`).
     pub remote_ip: Option<IpAddr>,
     /// `destination.ip`: the local address the connection arrived on.
     pub destination_ip: Option<IpAddr>,
@@ -46,19 +79,57 @@ pub struct Connection<'a> {
     pub sni: Option<&'a [u8]>,
 }
 
-/// The identity in a verified peer certificate.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Peer<'a> {
-    /// URI SANs (SPIFFE IDs such as `spiffe://cluster.local/ns/web/sa/frontend`).
-    /// Envoy's `connection.uri_san_peer_certificate` property carries only the first one.
-    pub uri_sans: &'a [&'a [u8]],
-    /// DNS SANs.
-    pub dns_sans: &'a [&'a [u8]],
+impl Default for Connection<'_> {
+    /// A plaintext connection whose direct peer is unknown.
+    fn default() -> Self {
+        Connection {
+            peer: Observed::Absent,
+            source_ip: Observed::Unknown,
+            remote_ip: None,
+            destination_ip: None,
+            destination_port: None,
+            sni: None,
+        }
+    }
+}
+
+/// The identity in a verified peer certificate: what Envoy's RBAC matches `principals`
+/// against, in its order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// URI SANs (SPIFFE IDs such as `spiffe://cluster.local/ns/web/sa/frontend`), every one.
+    pub uri_sans: Vec<Vec<u8>>,
+    /// DNS SANs, every one.
+    pub dns_sans: Vec<Vec<u8>>,
     /// The subject, RFC 2253 order (`CN=frontend,O=example`).
-    pub subject: Option<&'a [u8]>,
+    pub subject: Option<Vec<u8>>,
+}
+
+impl Peer {
+    /// Every name RBAC tries, in its order: URI SANs, DNS SANs, the subject.
+    pub fn names(&self) -> impl Iterator<Item = &[u8]> {
+        let uris = self.uri_sans.iter().map(Vec::as_slice);
+        let dns = self.dns_sans.iter().map(Vec::as_slice);
+        uris.chain(dns).chain(self.subject.as_deref())
+    }
 }
 
 impl<'a> Request<'a> {
+    /// The request as Envoy hands it to an HTTP filter: its header map, pseudo-headers
+    /// included (`:method`, `:path`, `:authority`), and the connection. The module, `warden
+    /// explain` and the tests all build their requests here, so they see the same request.
+    pub fn from_header_map(headers: &'a [Header<'a>], connection: Connection<'a>) -> Self {
+        let pseudo =
+            |name: &[u8]| headers.iter().find(|(n, _)| *n == name).map_or(&b""[..], |(_, v)| *v);
+        Request {
+            method: pseudo(b":method"),
+            path: pseudo(b":path"),
+            host: pseudo(b":authority"),
+            headers,
+            connection,
+        }
+    }
+
     /// Every value of header `name` (lower-case), in order.
     pub fn header_values<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = &'a [u8]> + 's {
         self.headers.iter().filter(move |(n, _)| *n == name).map(|(_, v)| *v)
@@ -69,6 +140,94 @@ impl<'a> Request<'a> {
         let end = self.path.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(self.path.len());
         self.path.get(..end).unwrap_or(self.path)
     }
+}
+
+/// A request in owned form, for the tools and tests that build requests themselves (`warden
+/// explain`, the benchmarks, the conformance tables). [`OwnedRequest::with`] lays it out as
+/// Envoy's header map, pseudo-headers first, and builds the view with
+/// [`Request::from_header_map`], as the module does, so every builder sees what the module sees.
+#[derive(Debug, Clone)]
+pub struct OwnedRequest {
+    /// `:method`.
+    pub method: Vec<u8>,
+    /// `:path`, with its query.
+    pub path: Vec<u8>,
+    /// `:authority`.
+    pub authority: Vec<u8>,
+    /// The other headers, lower-case names, in order (repeated names allowed).
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The verified client certificate's identity.
+    pub peer: Observed<Peer>,
+    /// `source.ip`: the direct peer.
+    pub source_ip: Observed<IpAddr>,
+    /// `remote.ip`: the client address Envoy computed.
+    pub remote_ip: Option<IpAddr>,
+    /// `destination.ip`.
+    pub destination_ip: Option<IpAddr>,
+    /// `destination.port`.
+    pub destination_port: Option<u16>,
+    /// `connection.sni`.
+    pub sni: Option<Vec<u8>>,
+}
+
+impl Default for OwnedRequest {
+    /// `GET /` on plaintext, no headers, the direct peer unknown.
+    fn default() -> Self {
+        OwnedRequest {
+            method: b"GET".to_vec(),
+            path: b"/".to_vec(),
+            authority: Vec::new(),
+            headers: Vec::new(),
+            peer: Observed::Absent,
+            source_ip: Observed::Unknown,
+            remote_ip: None,
+            destination_ip: None,
+            destination_port: None,
+            sni: None,
+        }
+    }
+}
+
+impl OwnedRequest {
+    /// Calls `f` with the request as the module would see it.
+    pub fn with<R>(&self, f: impl FnOnce(&Request<'_>) -> R) -> R {
+        let pseudo = [
+            (&b":method"[..], self.method.as_slice()),
+            (b":path", self.path.as_slice()),
+            (b":authority", self.authority.as_slice()),
+        ];
+        let headers: Vec<Header<'_>> = pseudo
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .chain(self.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
+            .collect();
+        let peer = match &self.peer {
+            Observed::Known(peer) => Observed::Known(peer),
+            Observed::Absent => Observed::Absent,
+            Observed::Unknown => Observed::Unknown,
+        };
+        let connection = Connection {
+            peer,
+            source_ip: self.source_ip,
+            remote_ip: self.remote_ip,
+            destination_ip: self.destination_ip,
+            destination_port: self.destination_port,
+            sni: self.sni.as_deref(),
+        };
+        f(&Request::from_header_map(&headers, connection))
+    }
+}
+
+/// Where the direct peer's address is handed from the connection to the HTTP filter
+/// (docs/compatibility.md#addresses).
+pub mod handover {
+    /// The property Warden's own network filter (`role: connection`) writes, once per
+    /// connection: `wasm.warden_direct_peer` in Envoy's filter state.
+    pub const DIRECT_PEER_PROPERTY: &str = "warden_direct_peer";
+    /// The filter-state object Envoy's `envoy.filters.network.set_filter_state` can write
+    /// instead (`object_key`, with `factory_key: envoy.string` and the format string
+    /// `%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`).
+    pub const DIRECT_REMOTE_ADDRESS_OBJECT: &str = "warden.direct_remote_address";
 }
 
 /// The IP of an `ip:port` address as Envoy writes it (`1.2.3.4:80`, `[::1]:80`), or a bare IP.

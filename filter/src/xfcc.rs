@@ -14,25 +14,16 @@
 //! `key=value` pairs separated by `;`; values containing `,`, `;` or `=` are double-quoted, with
 //! `\"` escaping a quote. Keys are case-insensitive.
 
-/// The SANs and subject of one XFCC element.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CertDetails {
-    /// `URI=` values, in order.
-    pub uri_sans: Vec<Vec<u8>>,
-    /// `DNS=` values, in order.
-    pub dns_sans: Vec<Vec<u8>>,
-    /// `Subject=`.
-    pub subject: Option<Vec<u8>>,
-}
+use crate::request::Peer;
 
 /// The details of the current connection's certificate: the last element of the last XFCC
 /// header. `None` when absent, empty or malformed (an unterminated quote), so a request whose
 /// XFCC cannot be read has no peer identity (positive identity rules do not match).
-pub fn current_peer<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<CertDetails> {
+pub fn current_peer<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Peer> {
     let value = values.last()?;
     let elements = split_unquoted(value, b',');
     let element = elements.last()?;
-    let mut details = CertDetails::default();
+    let mut details = Peer::default();
     let mut any = false;
     for pair in split_unquoted(element, b';') {
         let Some(eq) = pair.iter().position(|&b| b == b'=') else { continue };
@@ -100,7 +91,7 @@ mod tests {
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn peer(values: &[&str]) -> Option<CertDetails> {
+    fn peer(values: &[&str]) -> Option<Peer> {
         current_peer(values.iter().map(|v| v.as_bytes()))
     }
 

@@ -101,7 +101,9 @@ fn extraction_cases() -> Vec<Case> {
         case("Authorization Bearer token", "extractor.cc default Authorization + 'Bearer '", r(), Req::new().bearer(&t), Expect::Principal(ALICE)),
         case("access_token query parameter", "extractor.cc default access_token param", r(), Req::new().path(format!("/api?access_token={t}")), Expect::Principal(ALICE)),
         case("access_token is percent-decoded", "extractor.cc parseAndDecodeQueryString", r(), Req::new().path(format!("/api?x=1&access_token={}", t.replace('.', "%2E"))), Expect::Principal(ALICE)),
-        case("lower-case bearer is no token", "extractor.cc value_prefix find() is case-sensitive (ref §6.2)", r(), Req::new().header("authorization", format!("bearer {t}")), Expect::Anonymous),
+        case("lower-case bearer carries the token", "Warden stricter: RFC 7235 §2.1 and RFC 6750 §2.1, the auth scheme is case-insensitive (Envoy's extractor.cc find() is not, and sees no token)", r(), Req::new().header("authorization", format!("bearer {t}")), Expect::Principal(ALICE)),
+        case("an invalid token under lower-case bearer is refused", "Warden stricter: RFC 7235 §2.1; never passes as 'no token'", r(), Req::new().header("authorization", "bearer x.y.z"), Expect::Reject(FailureReason::HeaderBadBase64)),
+        case("an invalid token under BEARER is refused", "Warden stricter: RFC 7235 §2.1", r(), Req::new().header("authorization", "BEARER abc"), Expect::Reject(FailureReason::BadFormat)),
         case("Basic credentials are no token", "extractor.cc prefix not found => skipped", r(), Req::new().header("authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l"), Expect::Anonymous),
         case("Bearer with nothing after it fails to parse", "extractor.cc extractJWT returns the raw value when nothing JWT-legal follows", r(), Req::new().header("authorization", "Bearer "), Expect::Reject(FailureReason::BadFormat)),
         case("prefix found inside the value", "extractor.cc value_str.find(prefix) anywhere", r(), Req::new().header("authorization", format!("Token Bearer {t}")), Expect::Principal(ALICE)),
@@ -111,7 +113,8 @@ fn extraction_cases() -> Vec<Case> {
         case("a good and a bad Authorization header", "authenticator.cc 'If a request has multiple tokens, all of them must be valid'", r(), Req::new().bearer(&t).bearer("x.y.z"), Expect::Reject(FailureReason::MultipleTokens)),
         case("the same token in header and parameter", "extractor.cc header and param locations both extracted", r(), Req::new().bearer(&t).path(format!("/api?access_token={t}")), Expect::Principal(ALICE)),
         case("two different valid tokens", "Warden: Istio leaves the principal undefined (RA proto); refused with 'Found multiple Jwt tokens'", r(), Req::new().bearer(&t).path(format!("/api?access_token={bob}")), Expect::Reject(FailureReason::MultipleTokens)),
-        case("the first access_token parameter is the token", "extractor.cc params.getFirstValue", r(), Req::new().path(format!("/api?access_token={t}&access_token=garbage")), Expect::Principal(ALICE)),
+        case("two different access_token parameters are refused", "Warden stricter: Envoy's extractor.cc takes params.getFirstValue and ignores the rest; Warden reads them all, as it does repeated headers", r(), Req::new().path(format!("/api?access_token={t}&access_token=garbage")), Expect::Reject(FailureReason::MultipleTokens)),
+        case("the same token in two access_token parameters", "one token twice is one token", r(), Req::new().path(format!("/api?access_token={t}&access_token={t}")), Expect::Principal(ALICE)),
         case("a parameter with a longer name is not the token", "extractor.cc exact parameter name", r(), Req::new().path(format!("/api?access_tokens={t}")), Expect::Anonymous),
         case("a token in an unconfigured header is ignored", "ref §1.3 'Token in a header/param/cookie not configured: ignored'", r(), Req::new().header("x-jwt", &t), Expect::Anonymous),
         case("fromHeaders without prefix takes the whole value", "RA proto fromHeaders; extractor.cc empty value_prefix", json!([rule(json!({"fromHeaders": [{"name": "x-jwt"}]}))]), Req::new().header("x-jwt", &t), Expect::Principal(ALICE)),
@@ -306,10 +309,10 @@ fn parse_cases() -> Vec<Case> {
             Expired,
         ),
         reject(
-            "a fractional exp",
-            "Warden: time claims are integers (jwt_verify_lib truncates)",
-            signed_payload(&claims_with(json!({"exp": (NOW + 100) as f64 + 0.5})).to_string()),
-            ExpNotInteger,
+            "a negative fractional iat",
+            "Warden: NumericDates below 0 are out of range (RFC 7519 §2 allows them; no token issued before 1970 is real)",
+            signed_payload(&claims_with(json!({"iat": -0.5})).to_string()),
+            IatOutOfRange,
         ),
     ]
 }
@@ -475,10 +478,31 @@ fn time_cases() -> Vec<Case> {
             Expect::Reject(NotYetValid),
         ),
         case(
-            "iat in the future is not checked",
-            "jwt.cc verifyTimeConstraint ignores iat (ref §6.5)",
+            "iat beyond the clock skew in the future is refused",
+            "Warden stricter (hardening): google/jwt_verify_lib src/jwt.cc verifyTimeConstraint ignores iat; a token issued after now is forged or from a broken clock",
             r(),
-            at(json!({"iat": NOW + 100_000})),
+            at(json!({"iat": NOW + 61})),
+            Expect::Reject(IssuedInFuture),
+        ),
+        case(
+            "iat within the clock skew in the future is accepted",
+            "the 60 s skew of google/jwt_verify_lib jwt.h kClockSkewInSecond, applied to iat as to nbf",
+            r(),
+            at(json!({"iat": NOW + 60})),
+            Expect::Principal(ALICE),
+        ),
+        case(
+            "a fractional exp is truncated",
+            "RFC 7519 §2 NumericDate is any JSON number; google/jwt_verify_lib src/struct_utils.cc GetUInt64 truncates",
+            r(),
+            at(json!({"exp": (NOW + 100) as f64 + 0.5})),
+            Expect::Principal(ALICE),
+        ),
+        case(
+            "an exponent-form exp",
+            "RFC 7519 §2 NumericDate; RFC 8259 §6 number grammar",
+            r(),
+            at(json!({"exp": 2e9})),
             Expect::Principal(ALICE),
         ),
         case(
@@ -1124,10 +1148,14 @@ fn validation_table() {
         "metadata": {"name": "gw", "namespace": "default"},
         "spec": {"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}], "jwtRules": [rule(json!({}))]},
     });
-    let errors = validate_all(&[target_refs]).unwrap_err();
+    // Valid (Istio accepts it), and ignored by sidecars: it applies to no workload.
+    validate_all(std::slice::from_ref(&target_refs)).unwrap();
+    let mut both = target_refs;
+    both["spec"]["selector"] = json!({"matchLabels": {"app": "a"}});
+    let errors = validate_all(&[both]).unwrap_err();
     assert!(
-        errors.iter().any(|e| e.problem == Problem::Authn(RuleProblem::TargetRefs)),
-        "policyattachment.go: sidecars ignore targetRefs policies"
+        errors.iter().any(|e| e.problem == Problem::Authn(RuleProblem::SelectorWithTargetRefs)),
+        "validation.go validateOneOfSelectorType: selector or targetRefs, not both"
     );
 }
 

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use warden::authz::{self, Decision, DryRunAllow, Engine, Mesh, Reason, RuleRef};
 use warden::config::{self, ConfigError, Document, Resource, Workload};
-use warden::request::{Connection, Identity, Peer, Request};
+use warden::request::{Connection, Identity, Observed, Peer, Request};
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -27,6 +27,7 @@ const DECISION_TABLES: &[(&str, &str)] = &[
     ("jwt.yaml", include_str!("authz/jwt.yaml")),
     ("operation.yaml", include_str!("authz/operation.yaml")),
     ("conditions.yaml", include_str!("authz/conditions.yaml")),
+    ("fail_closed.yaml", include_str!("authz/fail_closed.yaml")),
 ];
 
 const ERROR_TABLE: &str = include_str!("authz/errors.yaml");
@@ -83,7 +84,8 @@ struct RequestSpec {
     #[serde(default)]
     headers: Vec<(String, String)>,
     peer: Option<PeerSpec>,
-    source_ip: Option<IpAddr>,
+    /// An address, or `unknown` (the network filter did not hand it over). Absent if omitted.
+    source_ip: Option<String>,
     remote_ip: Option<IpAddr>,
     destination_ip: Option<IpAddr>,
     destination_port: Option<u16>,
@@ -93,7 +95,7 @@ struct RequestSpec {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum PeerSpec {
-    /// One URI SAN.
+    /// One URI SAN, or `unknown` (a certificate Warden could not read).
     Uri(String),
     Full {
         #[serde(default, rename = "uriSans")]
@@ -233,40 +235,57 @@ fn run_case(group: &Group, case: &Case, mesh: &Mesh, policies: &[authz::Policy])
     let engine = authz::compile(policies, &workload, mesh);
 
     let spec = &case.request;
-    let headers: Vec<(Vec<u8>, Vec<u8>)> = spec
-        .headers
+    // The header map as Envoy hands it over: pseudo-headers first.
+    let pseudo = [
+        (":method", spec.method.as_deref().unwrap_or("GET")),
+        (":path", spec.path.as_deref().unwrap_or("/")),
+        (":authority", spec.host.as_deref().unwrap_or("httpbin.foo")),
+    ];
+    let headers: Vec<(Vec<u8>, Vec<u8>)> = pseudo
         .iter()
-        .map(|(n, v)| (n.to_ascii_lowercase().into_bytes(), v.clone().into_bytes()))
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .chain(
+            spec.headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase().into_bytes(), v.clone().into_bytes())),
+        )
         .collect();
     let header_refs: Vec<(&[u8], &[u8])> =
         headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
-    let (uris, dns, subject): (Vec<String>, Vec<String>, Option<String>) = match &spec.peer {
-        None => (vec![], vec![], None),
-        Some(PeerSpec::Uri(uri)) => (vec![uri.clone()], vec![], None),
-        Some(PeerSpec::Full { uri_sans, dns_sans, subject }) => {
-            (uri_sans.clone(), dns_sans.clone(), subject.clone())
+    let peer = match &spec.peer {
+        None => None,
+        Some(PeerSpec::Uri(uri)) if uri == "unknown" => None,
+        Some(PeerSpec::Uri(uri)) => {
+            Some(Peer { uri_sans: vec![uri.clone().into_bytes()], ..Peer::default() })
         }
+        Some(PeerSpec::Full { uri_sans, dns_sans, subject }) => Some(Peer {
+            uri_sans: uri_sans.iter().map(|s| s.clone().into_bytes()).collect(),
+            dns_sans: dns_sans.iter().map(|s| s.clone().into_bytes()).collect(),
+            subject: subject.clone().map(String::into_bytes),
+        }),
     };
-    let uri_refs: Vec<&[u8]> = uris.iter().map(|s| s.as_bytes()).collect();
-    let dns_refs: Vec<&[u8]> = dns.iter().map(|s| s.as_bytes()).collect();
-    let request = Request {
-        method: spec.method.as_deref().unwrap_or("GET").as_bytes(),
-        path: spec.path.as_deref().unwrap_or("/").as_bytes(),
-        host: spec.host.as_deref().unwrap_or("httpbin.foo").as_bytes(),
-        headers: &header_refs,
-        connection: Connection {
-            peer: spec.peer.as_ref().map(|_| Peer {
-                uri_sans: &uri_refs,
-                dns_sans: &dns_refs,
-                subject: subject.as_deref().map(str::as_bytes),
-            }),
-            source_ip: spec.source_ip,
-            remote_ip: spec.remote_ip,
-            destination_ip: spec.destination_ip,
-            destination_port: spec.destination_port,
-            sni: spec.sni.as_deref().map(str::as_bytes),
+    let peer = match (&spec.peer, &peer) {
+        (Some(PeerSpec::Uri(uri)), _) if uri == "unknown" => Observed::Unknown,
+        (_, Some(peer)) => Observed::Known(peer),
+        (_, None) => Observed::Absent,
+    };
+    let source_ip = match spec.source_ip.as_deref() {
+        None => Observed::Absent,
+        Some("unknown") => Observed::Unknown,
+        Some(ip) => match ip.parse::<IpAddr>() {
+            Ok(ip) => Observed::Known(ip),
+            Err(_) => return vec![format!("bad sourceIp {ip:?}")],
         },
     };
+    let connection = Connection {
+        peer,
+        source_ip,
+        remote_ip: spec.remote_ip,
+        destination_ip: spec.destination_ip,
+        destination_port: spec.destination_port,
+        sni: spec.sni.as_deref().map(str::as_bytes),
+    };
+    let request = Request::from_header_map(&header_refs, connection);
     let identity = case.token.as_ref().map(identity);
 
     let decision = engine.decide(&request, identity.as_ref());

@@ -17,7 +17,7 @@ use proptest::sample::select;
 use serde_json::{json, Map, Value};
 use warden::authz::{self, Action, Decision, Engine, Mesh, Policy, Reason, RuleRef};
 use warden::config::{self, Document, Resource, Workload};
-use warden::request::{Connection, Identity, Peer, Request};
+use warden::request::{Connection, Identity, Observed, Peer, Request};
 
 const PRINCIPALS: &[&str] =
     &["cluster.local/ns/a/sa/x", "cluster.local/ns/a/sa/y", "cluster.local/ns/b/*", "*/sa/y", "*"];
@@ -184,9 +184,6 @@ fn policies() -> impl Strategy<Value = Vec<Policy>> {
     })
 }
 
-/// URI SANs, DNS SANs, subject.
-type OwnedPeer = (Vec<Vec<u8>>, Vec<Vec<u8>>, Option<Vec<u8>>);
-
 /// A request's owned parts.
 #[derive(Debug, Clone)]
 struct Owned {
@@ -194,8 +191,8 @@ struct Owned {
     path: Vec<u8>,
     host: Vec<u8>,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
-    peer: Option<OwnedPeer>,
-    source_ip: Option<IpAddr>,
+    peer: Observed<Peer>,
+    source_ip: Observed<IpAddr>,
     remote_ip: Option<IpAddr>,
     destination_port: Option<u16>,
     sni: Option<Vec<u8>>,
@@ -204,32 +201,29 @@ struct Owned {
 
 impl Owned {
     fn with<R>(&self, f: impl FnOnce(&Request<'_>, Option<&Identity>) -> R) -> R {
-        let headers: Vec<(&[u8], &[u8])> =
-            self.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
-        let (uris, dns): (Vec<&[u8]>, Vec<&[u8]>) = match &self.peer {
-            Some((uris, dns, _)) => {
-                (uris.iter().map(Vec::as_slice).collect(), dns.iter().map(Vec::as_slice).collect())
-            }
-            None => (vec![], vec![]),
+        let pseudo = [
+            (&b":method"[..], self.method.as_slice()),
+            (b":path", self.path.as_slice()),
+            (b":authority", self.host.as_slice()),
+        ];
+        let headers: Vec<(&[u8], &[u8])> = pseudo
+            .into_iter()
+            .chain(self.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
+            .collect();
+        let peer = match &self.peer {
+            Observed::Known(peer) => Observed::Known(peer),
+            Observed::Absent => Observed::Absent,
+            Observed::Unknown => Observed::Unknown,
         };
-        let request = Request {
-            method: &self.method,
-            path: &self.path,
-            host: &self.host,
-            headers: &headers,
-            connection: Connection {
-                peer: self.peer.as_ref().map(|(_, _, subject)| Peer {
-                    uri_sans: &uris,
-                    dns_sans: &dns,
-                    subject: subject.as_deref(),
-                }),
-                source_ip: self.source_ip,
-                remote_ip: self.remote_ip,
-                destination_ip: None,
-                destination_port: self.destination_port,
-                sni: self.sni.as_deref(),
-            },
+        let connection = Connection {
+            peer,
+            source_ip: self.source_ip,
+            remote_ip: self.remote_ip,
+            destination_ip: None,
+            destination_port: self.destination_port,
+            sni: self.sni.as_deref(),
         };
+        let request = Request::from_header_map(&headers, connection);
         let identity = self.token.as_ref().map(|claims| Identity {
             issuer: claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_string(),
             subject: claims.get("sub").and_then(Value::as_str).map(str::to_string),
@@ -256,15 +250,28 @@ fn request() -> impl Strategy<Value = Owned> {
         "spiffe://cluster.local/ns/a/k/v/sa/x/extra",
         "",
     ]);
-    let peer = prop::option::of((
-        prop::collection::vec(san, 0..=2),
-        prop::collection::vec(bytes(&["api.example.com", "x/ns/b/y"]), 0..=1),
-        prop::option::of(bytes(&["CN=a", ""])),
-    ));
+    let peer = prop_oneof![
+        4 => (
+            prop::collection::vec(san, 0..=2),
+            prop::collection::vec(bytes(&["api.example.com", "x/ns/b/y"]), 0..=1),
+            prop::option::of(bytes(&["CN=a", ""])),
+        )
+            .prop_map(|(uri_sans, dns_sans, subject)| Observed::Known(Peer {
+                uri_sans,
+                dns_sans,
+                subject
+            })),
+        2 => Just(Observed::Absent),
+        1 => Just(Observed::Unknown),
+    ];
     let ip = prop::option::of(select(
         &["10.1.0.1", "10.9.9.9", "192.168.3.4", "8.8.8.8", "2001:db8::1"][..],
     ))
     .prop_map(|ip| ip.map(|ip| ip.parse::<IpAddr>().unwrap()));
+    let direct_peer = prop_oneof![
+        4 => ip.clone().prop_map(Observed::from_option),
+        1 => Just(Observed::Unknown),
+    ];
     let claims = (
         select(&["iss1", "iss2", "issX"][..]),
         prop::option::of(select(&["alice", "bob", ""][..])),
@@ -314,7 +321,7 @@ fn request() -> impl Strategy<Value = Owned> {
             bytes(&["example.com", "EXAMPLE.com:8080", "api.example.com", "other", ""]),
             headers,
         ),
-        (peer, ip.clone(), ip, prop::option::of(select(&[80u16, 8080, 9090][..]))),
+        (peer, direct_peer, ip, prop::option::of(select(&[80u16, 8080, 9090][..]))),
         (prop::option::of(bytes(&["a.example.com", "sni.local"])), token),
     )
         .prop_map(
@@ -425,8 +432,12 @@ proptest! {
             path,
             host,
             headers: vec![(header_name, header_value.clone()), (b"x-a".to_vec(), header_value)],
-            peer: Some((vec![san, prefixed_san], vec![], None)),
-            source_ip: None,
+            peer: Observed::Known(Peer {
+                uri_sans: vec![san, prefixed_san],
+                dns_sans: vec![],
+                subject: None,
+            }),
+            source_ip: Observed::Absent,
             remote_ip: None,
             destination_port: Some(8080),
             sni: None,
@@ -468,21 +479,18 @@ fn huge_attributes_get_a_decision() {
         (0..1000).map(|_| (b"x-a".as_slice(), b"1".as_slice())).collect();
     let san: Vec<u8> =
         std::iter::repeat_n(b"/ns/a".as_slice(), 100_000).flatten().copied().collect();
-    let sans = [san.as_slice()];
+    let peer = Peer { uri_sans: vec![san], dns_sans: vec![], subject: Some(huge.clone()) };
     let request = Request {
         method: &huge,
         path: &huge_path,
         host: &huge,
         headers: &headers,
-        connection: Connection {
-            peer: Some(Peer { uri_sans: &sans, dns_sans: &[], subject: Some(&huge) }),
-            ..Connection::default()
-        },
+        connection: Connection { peer: Observed::Known(&peer), ..Connection::default() },
     };
     let decision = engine.decide(&request, None);
     assert_eq!(decision, engine.decide_exhaustive(&request, None));
-    // 1,000 joined `x-a` values are not "1" (rule 1); the SAN holds "/ns/a/" (rule 2).
-    assert_eq!(decision.reason, Reason::AllowedBy(RuleRef { policy: 0, rule: 2 }));
+    // Each of the 1,000 `x-a` values is tried on its own, and "1" matches (rule 1).
+    assert_eq!(decision.reason, Reason::AllowedBy(RuleRef { policy: 0, rule: 1 }));
     let long_path = Request { path: &huge_path, host: b"example.com", ..Request::default() };
     let decision = engine.decide(&long_path, None);
     assert_eq!(decision.reason, Reason::AllowedBy(RuleRef { policy: 0, rule: 0 }));
@@ -570,8 +578,14 @@ fn decide_does_not_allocate() {
     ]);
     let identity = Identity { issuer: "iss".into(), subject: Some("bob".into()), claims };
     let headers: [(&[u8], &[u8]); 2] = [(b"x-tenant", b"t1"), (b"accept", b"*/*")];
-    let sans: [&[u8]; 2] =
-        [b"spiffe://cluster.local/ns/b/sa/z", b"spiffe://cluster.local/ns/c/sa/x"];
+    let peer = Peer {
+        uri_sans: vec![
+            b"spiffe://cluster.local/ns/b/sa/z".to_vec(),
+            b"spiffe://cluster.local/ns/c/sa/x".to_vec(),
+        ],
+        dns_sans: vec![],
+        subject: Some(b"CN=z".to_vec()),
+    };
     let requests = [
         Request {
             method: b"GET",
@@ -579,8 +593,8 @@ fn decide_does_not_allocate() {
             host: b"API.example.com:8080",
             headers: &headers,
             connection: Connection {
-                peer: Some(Peer { uri_sans: &sans, dns_sans: &[], subject: Some(b"CN=z") }),
-                source_ip: Some("10.1.2.3".parse().unwrap()),
+                peer: Observed::Known(&peer),
+                source_ip: Observed::Known("10.1.2.3".parse().unwrap()),
                 remote_ip: Some("192.0.2.4".parse().unwrap()),
                 destination_ip: None,
                 destination_port: Some(8080),

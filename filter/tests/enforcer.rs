@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use warden::authn::{KeyProvider, Keys, PureRust, SourceId, TokenCache};
 use warden::config::{ConfigErrors, Workload};
 use warden::enforcer::{self, Cause, Enforcer, Verdict};
-use warden::request::{Connection, Peer, Request};
+use warden::request::{Connection, Observed, Peer, Request};
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -83,20 +83,16 @@ fn check(
     headers: &[(&str, &str)],
     peer: Option<&[u8]>,
 ) -> Verdict {
-    let mut all: Vec<(&[u8], &[u8])> =
-        vec![(b":method", method.as_bytes()), (b":path", path.as_bytes())];
+    let mut all: Vec<(&[u8], &[u8])> = vec![
+        (b":method", method.as_bytes()),
+        (b":path", path.as_bytes()),
+        (b":authority", b"backend.api"),
+    ];
     all.extend(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
-    let uris = peer.map(|p| [p]);
-    let request = Request {
-        method: method.as_bytes(),
-        path: path.as_bytes(),
-        host: b"backend.api",
-        headers: &all,
-        connection: Connection {
-            peer: uris.as_ref().map(|u| Peer { uri_sans: u, dns_sans: &[], subject: None }),
-            ..Connection::default()
-        },
-    };
+    let peer = peer.map(|p| Peer { uri_sans: vec![p.to_vec()], ..Peer::default() });
+    let connection =
+        Connection { peer: Observed::from_option(peer.as_ref()), ..Connection::default() };
+    let request = Request::from_header_map(&all, connection);
     enforcer.check(&request, now(), &NoRemoteKeys, &mut TokenCache::new(16), &PureRust)
 }
 
@@ -306,4 +302,95 @@ fn log_lines_follow_the_setting() {
     assert_eq!(e.log_line(&allowed, &request), None, "the default logs denials only");
     let line = e.log_line(&denied, &request).unwrap();
     assert!(line.contains("DELETE /x\\x7fy") && line.contains("no-delete"), "{line}");
+}
+
+/// A request to `/api/x` from a peer whose certificate carries `uri_sans`.
+fn check_sans(enforcer: &Enforcer, uri_sans: &[&str]) -> Verdict {
+    let peer = Peer {
+        uri_sans: uri_sans.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Peer::default()
+    };
+    let headers: Vec<(&[u8], &[u8])> =
+        vec![(b":method", b"GET"), (b":path", b"/api/x"), (b":authority", b"backend.api")];
+    let connection = Connection { peer: Observed::Known(&peer), ..Connection::default() };
+    let request = Request::from_header_map(&headers, connection);
+    enforcer.check(&request, now(), &NoRemoteKeys, &mut TokenCache::new(16), &PureRust)
+}
+
+#[test]
+fn a_certificate_with_two_uri_sans_is_refused_before_any_policy() {
+    // An X.509-SVID has exactly one URI SAN; Envoy's RBAC would let either SAN match
+    // (source/extensions/filters/common/rbac/matchers.cc AuthenticatedMatcher), so a DENY on
+    // one identity could be passed with the other. Warden refuses the certificate.
+    let e = enforcer_with(policies()).unwrap();
+    let frontend = std::str::from_utf8(FRONTEND).unwrap();
+    assert!(matches!(check_sans(&e, &[frontend]), Verdict::Allow(_)));
+    let verdict = check_sans(&e, &[frontend, "spiffe://cluster.local/ns/evil/sa/x"]);
+    let Verdict::Deny(deny) = &verdict else { panic!("{verdict:?}") };
+    assert_eq!((deny.status, deny.body), (403, enforcer::RBAC_DENIED_BODY));
+    assert_eq!(deny.details, "warden_peer_refused{multiple_uri_sans}");
+    assert!(matches!(deny.cause, Cause::Peer(enforcer::PeerRefusal::MultipleUriSans)));
+    assert_eq!(e.summary(&verdict), "denied peer_multiple_uri_sans");
+    // Where no policy reads the peer, the certificate is not looked at.
+    let paths_only = enforcer_with(json!([
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "paths", "namespace": "api"},
+         "spec": {"rules": [{"to": [{"operation": {"paths": ["/api/*"]}}]}]}},
+    ]))
+    .unwrap();
+    assert!(matches!(check_sans(&paths_only, &[frontend, "spiffe://x/y"]), Verdict::Allow(_)));
+}
+
+#[test]
+fn objects_sidecars_ignore_are_reported_not_refused() {
+    let mut objects = policies();
+    objects.as_array_mut().unwrap().extend([
+        json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+               "metadata": {"name": "gateway-deny", "namespace": "api"},
+               "spec": {"action": "DENY", "rules": [{}],
+                        "targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]}}),
+        json!({"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
+               "metadata": {"name": "gateway-jwt", "namespace": "api"},
+               "spec": {"targetRef": {"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"},
+                        "jwtRules": [{"issuer": "https://other.example", "jwks": jwks()}]}}),
+    ]);
+    let e = enforcer_with(objects).unwrap();
+    let ignored: Vec<String> = e.ignored().iter().map(|(o, _)| o.to_string()).collect();
+    assert_eq!(ignored.len(), 2, "{ignored:?}");
+    assert!(e.authz().policies().iter().all(|p| p.name != "gateway-deny"));
+    // The gateway's DENY-all does not touch this sidecar.
+    let frontend = std::str::from_utf8(FRONTEND).unwrap();
+    assert!(matches!(check_sans(&e, &[frontend]), Verdict::Allow(_)));
+}
+
+#[test]
+fn unenforceable_policies_are_named_and_fail_closed() {
+    let e = enforcer_with(json!([
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "ext", "namespace": "api"},
+         "spec": {"action": "CUSTOM", "provider": {"name": "opa"}, "rules": [{"to": [{"operation": {"paths": ["/api/*"]}}]}]}},
+    ]))
+    .unwrap();
+    let names: Vec<&str> = e.unenforceable().map(|(p, _)| p.name.as_str()).collect();
+    assert_eq!(names, ["ext"]);
+    let verdict = check_sans(&e, &[std::str::from_utf8(FRONTEND).unwrap()]);
+    let Verdict::Deny(deny) = &verdict else { panic!("{verdict:?}") };
+    assert_eq!((deny.status, deny.body), (403, enforcer::CUSTOM_UNAVAILABLE_BODY));
+    assert_eq!(deny.details, "warden_custom_unavailable[ns[api]-policy[ext]-rule[0]]");
+}
+
+#[test]
+fn the_network_filter_role_is_its_own_configuration() {
+    let config = |json: Value| enforcer::parse_plugin_config(json.to_string().as_bytes()).unwrap();
+    let connection = config(json!({"role": "connection"}));
+    enforcer::check_connection_role(&connection).unwrap();
+    // The HTTP filter refuses it, and the network filter refuses policies.
+    assert!(Enforcer::new(&connection, None).is_err());
+    let with_policies = config(json!({"role": "connection", "policies": policies()}));
+    let error = enforcer::check_connection_role(&with_policies).unwrap_err().to_string();
+    assert!(error.contains("enforces nothing"), "{error}");
+    assert!(enforcer::check_connection_role(&config(json!({}))).is_err());
+    // `uriSan`, the old name of the default, still reads the whole certificate.
+    let old = config(json!({"peerIdentity": "uriSan"}));
+    assert_eq!(old.peer_identity, warden::config::plugin::PeerIdentity::Certificate);
 }

@@ -12,15 +12,18 @@
 
 use std::fmt;
 
-/// The `proxy_on_*` exports Warden's glue handles (`filter/src/host/{root,http}.rs`).
+/// The `proxy_on_*` exports Warden's glue handles (`filter/src/host/{root,http,connection}.rs`).
 /// Per request that is `proxy_on_context_create`, `proxy_on_request_headers` and
-/// `proxy_on_delete` (cleanup is in `Drop`, so `proxy_on_done` is not needed).
+/// `proxy_on_delete` (cleanup is in `Drop`, so `proxy_on_done` is not needed); per connection,
+/// for the network filter (`role: connection`), `proxy_on_context_create`,
+/// `proxy_on_new_connection` and `proxy_on_delete`.
 pub const CALLBACKS: &[&str] = &[
     "proxy_on_memory_allocate",
     "proxy_on_vm_start",
     "proxy_on_configure",
     "proxy_on_context_create",
     "proxy_on_request_headers",
+    "proxy_on_new_connection",
     "proxy_on_tick",
     "proxy_on_http_call_response",
     "proxy_on_delete",

@@ -351,7 +351,7 @@ impl Authenticator {
         if !request.path.is_empty() {
             for (id, entry) in self.locations.iter().enumerate() {
                 if let TokenLocation::Param(name) = &entry.location {
-                    if let Some(token) = extract::query_param(request.path, name) {
+                    for token in extract::query_params(request.path, name) {
                         found.push(Found { token, location: id });
                     }
                 }
@@ -418,6 +418,9 @@ impl Authenticator {
         }
         if claims.nbf.is_some_and(|nbf| now.saturating_add(CLOCK_SKEW_SECONDS) < nbf) {
             return reject(FailureReason::NotYetValid);
+        }
+        if claims.iat.is_some_and(|iat| now.saturating_add(CLOCK_SKEW_SECONDS) < iat) {
+            return reject(FailureReason::IssuedInFuture);
         }
         if now > claims.exp.saturating_add(CLOCK_SKEW_SECONDS) {
             return reject(FailureReason::Expired);

@@ -6,7 +6,13 @@
 //!   token is missing, not invalid). After the prefix, characters outside the base64url
 //!   alphabet and `.` are skipped and the token is the rest of the value; when nothing
 //!   JWT-like follows, the whole value is the token (and fails to parse).
-//! - Query parameters: the first occurrence, percent-decoded.
+//! - Query parameters: every occurrence, percent-decoded. Envoy takes the first; Warden takes
+//!   them all, so that two different tokens in one request are refused (`Found multiple Jwt
+//!   tokens`) as they are in two headers, instead of one deciding and the other reaching the
+//!   application unverified.
+//! - The `Bearer` scheme of the default `Authorization` location is matched case-insensitively
+//!   (RFC 7235 §2.1, RFC 6750 §2.1): `bearer <token>` carries a token, which must verify.
+//!   Envoy matches the prefix case-sensitively and treats such a request as carrying none.
 //! - Cookies: `name=value` pairs of the `cookie` headers, leading spaces trimmed, one pair of
 //!   surrounding double quotes removed; the first occurrence wins.
 
@@ -34,12 +40,29 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|window| window == needle)
 }
 
+/// Where `needle` starts in `haystack`, ASCII case ignored.
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|window| window.eq_ignore_ascii_case(needle))
+}
+
+/// The prefix of the `Bearer` authentication scheme (RFC 6750 §2.1).
+const BEARER: &[u8] = b"Bearer ";
+
 /// The token in one header value, as Envoy's `extractJWT`; `None` when the prefix is absent.
+/// A prefix that is the `Bearer` scheme is found whatever its case.
 pub(crate) fn token_in_header<'r>(value: &'r [u8], prefix: &[u8]) -> Option<&'r [u8]> {
     if prefix.is_empty() {
         return Some(value);
     }
-    let after = find(value, prefix)? + prefix.len();
+    let at = if prefix.eq_ignore_ascii_case(BEARER) {
+        find_ignore_case(value, prefix)?
+    } else {
+        find(value, prefix)?
+    };
+    let after = at + prefix.len();
     let rest = value.get(after..).unwrap_or_default();
     match rest.iter().position(|&b| is_jwt_byte(b)) {
         Some(start) => rest.get(start..),
@@ -93,11 +116,16 @@ fn query_pairs(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-/// The first value of query parameter `name`, percent-decoded.
-pub(crate) fn query_param<'r>(path: &'r [u8], name: &str) -> Option<Cow<'r, [u8]>> {
+/// Every value of query parameter `name`, percent-decoded, in order.
+pub(crate) fn query_params<'r, 'n>(
+    path: &'r [u8],
+    name: &'n str,
+) -> impl Iterator<Item = Cow<'r, [u8]>> + use<'r, 'n> {
     let (_, query, _) = split_path(path);
-    query_pairs(query?)
-        .find(|(key, _)| percent_decode(key).as_ref() == name.as_bytes())
+    query
+        .into_iter()
+        .flat_map(query_pairs)
+        .filter(move |(key, _)| percent_decode(key).as_ref() == name.as_bytes())
         .map(|(_, value)| percent_decode(value))
 }
 
@@ -166,7 +194,11 @@ mod tests {
         assert_eq!(token_in_header(b"Bearer abc.def.ghi", b"Bearer "), Some(&b"abc.def.ghi"[..]));
         assert_eq!(token_in_header(b"xx Bearer abc", b"Bearer "), Some(&b"abc"[..]));
         assert_eq!(token_in_header(b"Bearer   \"abc\"", b"Bearer "), Some(&b"abc\""[..]));
-        assert_eq!(token_in_header(b"bearer abc", b"Bearer "), None);
+        // RFC 7235 §2.1: the scheme is case-insensitive (Envoy's find() is not).
+        assert_eq!(token_in_header(b"bearer abc", b"Bearer "), Some(&b"abc"[..]));
+        assert_eq!(token_in_header(b"BEARER abc", b"Bearer "), Some(&b"abc"[..]));
+        // Other prefixes stay exact.
+        assert_eq!(token_in_header(b"token abc", b"Token "), None);
         assert_eq!(token_in_header(b"Basic abc", b"Bearer "), None);
         assert_eq!(token_in_header(b"Bearer ", b"Bearer "), Some(&b"Bearer "[..]));
         assert_eq!(token_in_header(b"Bearer \"\"", b"Bearer "), Some(&b"Bearer \"\""[..]));
@@ -175,24 +207,21 @@ mod tests {
     }
 
     #[test]
-    fn query_params_are_first_and_decoded() {
+    fn query_params_are_all_found_and_decoded() {
+        let all = |path: &[u8], name: &str| -> Vec<Vec<u8>> {
+            query_params(path, name).map(|v| v.into_owned()).collect()
+        };
+        assert_eq!(all(b"/p?access_token=a.b.c", "access_token"), [b"a.b.c".to_vec()]);
         assert_eq!(
-            query_param(b"/p?access_token=a.b.c", "access_token").as_deref(),
-            Some(&b"a.b.c"[..])
+            all(b"/p?x=1&access_token=a&access_token=b", "access_token"),
+            [b"a".to_vec(), b"b".to_vec()]
         );
-        assert_eq!(
-            query_param(b"/p?x=1&access_token=a&access_token=b", "access_token").as_deref(),
-            Some(&b"a"[..])
-        );
-        assert_eq!(
-            query_param(b"/p?access%5Ftoken=a%2Eb", "access_token").as_deref(),
-            Some(&b"a.b"[..])
-        );
-        assert_eq!(query_param(b"/p?access_token", "access_token").as_deref(), Some(&b""[..]));
-        assert_eq!(query_param(b"/p?access_tokens=a", "access_token"), None);
-        assert_eq!(query_param(b"/p#?access_token=a", "access_token"), None);
-        assert_eq!(query_param(b"/p", "access_token"), None);
-        assert_eq!(query_param(b"/p?t=%zz%4", "t").as_deref(), Some(&b"%zz%4"[..]));
+        assert_eq!(all(b"/p?access%5Ftoken=a%2Eb", "access_token"), [b"a.b".to_vec()]);
+        assert_eq!(all(b"/p?access_token", "access_token"), [b"".to_vec()]);
+        assert!(all(b"/p?access_tokens=a", "access_token").is_empty());
+        assert!(all(b"/p#?access_token=a", "access_token").is_empty());
+        assert!(all(b"/p", "access_token").is_empty());
+        assert_eq!(all(b"/p?t=%zz%4", "t"), [b"%zz%4".to_vec()]);
     }
 
     #[test]

@@ -70,15 +70,15 @@ pub enum FailureReason {
     SubNotString,
     /// `iat` is not a number.
     IatNotInteger,
-    /// `iat` is a number but not a non-negative integer.
+    /// `iat` is a number out of range (negative, or 2^64 and beyond).
     IatOutOfRange,
     /// `nbf` is not a number.
     NbfNotInteger,
-    /// `nbf` is a number but not a non-negative integer.
+    /// `nbf` is a number out of range (negative, or 2^64 and beyond).
     NbfOutOfRange,
     /// `exp` is not a number.
     ExpNotInteger,
-    /// `exp` is a number but not a non-negative integer.
+    /// `exp` is a number out of range (negative, or 2^64 and beyond).
     ExpOutOfRange,
     /// `exp` is absent: Warden requires it (Envoy treats such a token as never expiring).
     ExpMissing,
@@ -96,6 +96,9 @@ pub enum FailureReason {
     AudienceNotAllowed,
     /// `nbf` is more than the clock skew in the future.
     NotYetValid,
+    /// `iat` is more than the clock skew in the future: the token claims to be issued later
+    /// than now (Warden; Envoy does not look at `iat`).
+    IssuedInFuture,
     /// `exp` is more than the clock skew in the past.
     Expired,
     /// The request carries two or more different tokens (Warden; Istio leaves the principal
@@ -162,6 +165,7 @@ impl FailureReason {
             UnknownIssuer => "Jwt issuer is not configured",
             AudienceNotAllowed => "Audiences in Jwt are not allowed",
             NotYetValid => "Jwt not yet valid",
+            IssuedInFuture => "Jwt issued in the future",
             Expired => "Jwt is expired",
             MultipleTokens => "Found multiple Jwt tokens",
             KidAlgMismatch => "Jwks doesn't have key to match kid or alg from Jwt",
@@ -211,6 +215,7 @@ impl FailureReason {
             UnknownIssuer => "unknown_issuer",
             AudienceNotAllowed => "audience_not_allowed",
             NotYetValid => "not_yet_valid",
+            IssuedInFuture => "issued_in_future",
             Expired => "expired",
             MultipleTokens => "multiple_tokens",
             KidAlgMismatch => "kid_alg_mismatch",

@@ -34,7 +34,7 @@ mod cache;
 mod claims;
 mod codec;
 mod der;
-mod extract;
+pub(crate) mod extract;
 mod failure;
 mod jwks;
 mod key;
@@ -108,9 +108,12 @@ pub trait KeyProvider {
 /// What is wrong in a `RequestAuthentication` (the field is named by the [`crate::config::ConfigError`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleProblem {
-    /// `targetRef`/`targetRefs` select gateways and waypoints; sidecars ignore such policies.
-    #[error("targetRef/targetRefs are not supported for sidecars: use selector.matchLabels")]
-    TargetRefs,
+    /// `selector` together with `targetRef`/`targetRefs` (Istio `validateOneOfSelectorType`).
+    #[error("only one of selector or targetRef/targetRefs can be set")]
+    SelectorWithTargetRefs,
+    /// Both `targetRef` and `targetRefs`.
+    #[error("only one of targetRef or targetRefs can be set")]
+    TargetRefAndTargetRefs,
     /// More `jwtRules` than Istio allows.
     #[error("{0} jwtRules, more than the {MAX_JWT_RULES} Istio allows")]
     TooManyRules(usize),

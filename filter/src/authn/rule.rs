@@ -113,9 +113,11 @@ pub fn validate(
         errors.push(ConfigError::at(&at, field, Problem::Authn(problem)));
     };
     let spec = &object.spec;
-    if spec.target_ref.is_some() || !spec.target_refs.is_empty() {
-        let field = if spec.target_ref.is_some() { "spec.targetRef" } else { "spec.targetRefs" };
-        error(field.into(), RuleProblem::TargetRefs);
+    if (spec.target_ref.is_some() || !spec.target_refs.is_empty()) && spec.selector.is_some() {
+        error("spec.selector".into(), RuleProblem::SelectorWithTargetRefs);
+    }
+    if spec.target_ref.is_some() && !spec.target_refs.is_empty() {
+        error("spec.targetRef".into(), RuleProblem::TargetRefAndTargetRefs);
     }
     if spec.jwt_rules.len() > MAX_JWT_RULES {
         error("spec.jwtRules".into(), RuleProblem::TooManyRules(spec.jwt_rules.len()));
@@ -153,16 +155,9 @@ fn validate_rule(
         None
     } else if !spec.jwks.is_empty() {
         match parse_jwks(spec.jwks.as_bytes()) {
-            Ok(set) if set.skipped().is_empty() => Some(JwksSource::Inline(Arc::new(set))),
-            Ok(set) => {
-                for skipped in set.skipped() {
-                    fail(
-                        format!("{base}.jwks.keys[{}]", skipped.index),
-                        RuleProblem::JwksKey(skipped.clone()),
-                    );
-                }
-                None
-            }
+            // Unusable keys are dropped, as in a fetched set (`warden check` and the module's
+            // log name them); only a rule left with no usable key is refused.
+            Ok(set) => Some(JwksSource::Inline(Arc::new(set))),
             // Each unusable key is named at its own field.
             Err(JwksError::NoUsableKey(skipped)) if !skipped.is_empty() => {
                 for skipped in skipped {

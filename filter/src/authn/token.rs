@@ -10,8 +10,10 @@
 //! - JSON with duplicate members or deep nesting refused;
 //! - header parameters refused: `crit` (nothing is understood), `b64` other than `true`,
 //!   `jku`/`x5u`/`jwk`/`x5c` (keys come only from configuration), `salt`, a `typ` that is not
-//!   `JWT` or `…+jwt`, a `cty` of `JWT` (nested tokens), non-string `x5t`/`x5t#S256`/`cty`;
-//! - `exp` required; `iat`/`nbf`/`exp` non-negative integers (no fractions, no exponents);
+//!   a JWS media type (`JWT`, `JOSE`, `…+jwt`, with or without `application/`), a `cty` of
+//!   `JWT` (nested tokens), non-string `x5t`/`x5t#S256`/`cty`;
+//! - `exp` required; `iat`/`nbf`/`exp` any JSON number (RFC 7519 §2 NumericDate: fractions
+//!   and exponents allowed, truncated to seconds as Envoy does) from 0 up to 2^64;
 //! - `nonce` must be a string when present.
 //!
 //! These are also exactly what jwt-simple's own parser refuses or ignores, so the pure-Rust
@@ -125,13 +127,7 @@ fn check_header_parameters(header: &Map<String, Value>) -> Result<(), HeaderPara
     }
     match header.get("typ") {
         None => {}
-        // jwt-simple's rule, verbatim in meaning: upper-cased, `JWT` or ending in `+JWT`.
-        Some(Value::String(typ)) => {
-            let typ = typ.to_uppercase();
-            if typ != "JWT" && !typ.ends_with("+JWT") {
-                return Err(HeaderParameter::Typ);
-            }
-        }
+        Some(Value::String(typ)) if is_jws_media_type(typ) => {}
         Some(_) => return Err(HeaderParameter::Typ),
     }
     match header.get("cty") {
@@ -147,12 +143,25 @@ fn check_header_parameters(header: &Map<String, Value>) -> Result<(), HeaderPara
     Ok(())
 }
 
-/// A time claim: `None` when absent; the two reasons when it is not a number, or a number
-/// that is not a non-negative integer.
+/// Whether a `typ` names a compact JWS: `JWT` (RFC 7519 §5.1), `JOSE` (RFC 7515 §4.1.9),
+/// or a structured `+jwt` type (`at+jwt`, RFC 9068), compared case-insensitively, with
+/// `application/` implied when no `/` is written (RFC 7515 §4.1.9). `JOSE+JSON` (the JSON
+/// serialization) and everything else are refused.
+fn is_jws_media_type(typ: &str) -> bool {
+    let typ = typ.to_ascii_lowercase();
+    let media = if typ.contains('/') { typ } else { format!("application/{typ}") };
+    let Some(subtype) = media.strip_prefix("application/") else { return false };
+    subtype == "jwt" || subtype == "jose" || (subtype.ends_with("+jwt") && subtype.len() > 4)
+}
+
+/// A time claim (RFC 7519 §2 NumericDate: any JSON number): `None` when absent; the two
+/// reasons when it is not a number, or a number out of range. Fractions are truncated to whole
+/// seconds, as Envoy's `StructUtils::GetUInt64` does; negative numbers and numbers of 2^64 and
+/// more are out of range.
 fn time_claim(
     payload: &Map<String, Value>,
     name: &str,
-    not_integer: FailureReason,
+    not_number: FailureReason,
     out_of_range: FailureReason,
 ) -> Result<Option<u64>, FailureReason> {
     match payload.get(name) {
@@ -161,12 +170,14 @@ fn time_claim(
             if let Some(value) = number.as_u64() {
                 return Ok(Some(value));
             }
+            // 2^64 as f64: every finite value below it truncates into a u64.
+            const LIMIT: f64 = 18_446_744_073_709_551_616.0;
             match number.as_f64() {
-                Some(f) if f.fract() != 0.0 && f.is_finite() => Err(not_integer),
+                Some(f) if (0.0..LIMIT).contains(&f) => Ok(Some(f as u64)),
                 _ => Err(out_of_range),
             }
         }
-        Some(_) => Err(not_integer),
+        Some(_) => Err(not_number),
     }
 }
 
@@ -307,6 +318,10 @@ mod tests {
             (r#"{"alg":"RS256","salt":"AAAA"}"#, Salt),
             (r#"{"alg":"RS256","typ":"JWE"}"#, Typ),
             (r#"{"alg":"RS256","typ":1}"#, Typ),
+            (r#"{"alg":"RS256","typ":"JOSE+JSON"}"#, Typ),
+            (r#"{"alg":"RS256","typ":"text/jwt"}"#, Typ),
+            (r#"{"alg":"RS256","typ":"+jwt"}"#, Typ),
+            (r#"{"alg":"RS256","typ":""}"#, Typ),
             (r#"{"alg":"RS256","cty":"JWT"}"#, Cty),
             (r#"{"alg":"RS256","cty":["x"]}"#, Cty),
             (r#"{"alg":"RS256","x5t":1}"#, X5t),
@@ -322,6 +337,11 @@ mod tests {
             r#"{"alg":"RS256","typ":"JWT"}"#,
             r#"{"alg":"RS256","typ":"jwt"}"#,
             r#"{"alg":"RS256","typ":"at+jwt"}"#,
+            // RFC 7515 §4.1.9 and RFC 7519 §5.1: JWS media types, `application/` optional.
+            r#"{"alg":"RS256","typ":"JOSE"}"#,
+            r#"{"alg":"RS256","typ":"application/jwt"}"#,
+            r#"{"alg":"RS256","typ":"application/JOSE"}"#,
+            r#"{"alg":"RS256","typ":"application/at+jwt"}"#,
             r#"{"alg":"RS256","b64":true}"#,
             r#"{"alg":"RS256","cty":"application/example"}"#,
             r#"{"alg":"RS256","x5t":"abc"}"#,
@@ -339,15 +359,14 @@ mod tests {
             (r#"{"iss":null,"exp":1}"#, IssNotString),
             (r#"{"sub":[],"exp":1}"#, SubNotString),
             (r#"{"iat":"1","exp":1}"#, IatNotInteger),
-            (r#"{"iat":1.5,"exp":1}"#, IatNotInteger),
             (r#"{"iat":-1,"exp":1}"#, IatOutOfRange),
             (r#"{"nbf":true,"exp":1}"#, NbfNotInteger),
             (r#"{"nbf":-5,"exp":1}"#, NbfOutOfRange),
             (r#"{"exp":"2000000000"}"#, ExpNotInteger),
             (r#"{"exp":null}"#, ExpNotInteger),
-            (r#"{"exp":2000000000.5}"#, ExpNotInteger),
             (r#"{"exp":-1}"#, ExpOutOfRange),
-            (r#"{"exp":1e10}"#, ExpOutOfRange),
+            (r#"{"exp":-0.5}"#, ExpOutOfRange),
+            (r#"{"exp":1.8446744073709552e19}"#, ExpOutOfRange),
             (r#"{"exp":18446744073709551616}"#, ExpOutOfRange),
             (r#"{"iss":"i"}"#, ExpMissing),
             (r#"{"exp":1,"jti":5}"#, JtiNotString),
@@ -364,6 +383,22 @@ mod tests {
         assert_eq!((parsed.claims.exp, parsed.claims.aud.len()), (0, 0));
         let parsed = parse(token(HEADER, r#"{"exp":18446744073709551615}"#).as_bytes()).unwrap();
         assert_eq!(parsed.claims.exp, u64::MAX);
+    }
+
+    #[test]
+    fn numeric_dates_are_any_json_number() {
+        // RFC 7519 §2: "A JSON numeric value representing the number of seconds from
+        // 1970-01-01T00:00:00Z UTC until the specified UTC date/time". Envoy's
+        // jwt_verify_lib reads them as doubles and truncates.
+        for (payload, exp, iat) in [
+            (r#"{"exp":2000000000.9,"iat":1.5}"#, 2_000_000_000, Some(1)),
+            (r#"{"exp":2e9}"#, 2_000_000_000, None),
+            (r#"{"exp":1E10,"iat":0.0}"#, 10_000_000_000, Some(0)),
+            (r#"{"exp":2000000000e0}"#, 2_000_000_000, None),
+        ] {
+            let parsed = parse(token(HEADER, payload).as_bytes()).unwrap();
+            assert_eq!((parsed.claims.exp, parsed.claims.iat), (exp, iat), "{payload}");
+        }
     }
 
     #[test]

@@ -88,15 +88,27 @@ impl SignatureVerifier for PureRust {
 }
 
 /// jwt-simple's checks beyond the signature, made no-ops (see the module documentation).
-fn no_op_options() -> VerificationOptions {
+/// `typ` is the token's own (already checked by `token::parse`): jwt-simple accepts only `JWT`
+/// and `…+JWT` unless told which to require, and Warden also accepts `JOSE` and
+/// `application/…` forms.
+fn no_op_options(typ: Option<String>) -> VerificationOptions {
     VerificationOptions {
         accept_future: true,
         time_tolerance: Some(Duration::from_secs(0)),
         artificial_time: Some(UnixTimeStamp::from_secs(0)),
         max_token_length: None,
         max_header_length: Some(usize::MAX),
+        required_signature_type: typ,
         ..VerificationOptions::default()
     }
+}
+
+/// The `typ` of a signing input's header (`header.payload`), if it has a string one.
+fn typ_of(input: &str) -> Option<String> {
+    let header = input.split('.').next()?;
+    let json = crate::authn::codec::base64url_decode(header.as_bytes())?;
+    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    value.get("typ")?.as_str().map(str::to_string)
 }
 
 fn pure_rust_verify(alg: Algorithm, key: &VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
@@ -106,7 +118,7 @@ fn pure_rust_verify(alg: Algorithm, key: &VerifyingKey, input: &[u8], signature:
     // The token as received: its signature segment was canonical base64url, so encoding the
     // decoded bytes gives back the same text.
     let token = format!("{input}.{}", base64url_encode(signature));
-    let options = Some(no_op_options());
+    let options = Some(no_op_options(typ_of(input)));
     macro_rules! check {
         ($key:expr) => {
             $key.is_some_and(|k| k.verify_token::<NoCustomClaims>(&token, options).is_ok())

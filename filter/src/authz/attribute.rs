@@ -41,6 +41,10 @@ pub(crate) enum Attribute {
     DestinationPort,
     /// `connection.sni`.
     ConnectionSni,
+    /// `experimental.envoy.filters.<filter>[<key>]`: Envoy dynamic metadata written by another
+    /// filter, which a Wasm filter cannot read. Istio accepts the key, so a policy with it is
+    /// valid; Warden cannot evaluate it exactly, so it fails closed (`eval.rs`).
+    EnvoyMetadata,
 }
 
 const HEADERS: &str = "request.headers";
@@ -72,7 +76,15 @@ impl Attribute {
                 return Err(removed(key, "it is replaced by the workload selector"))
             }
             _ if key.starts_with("experimental.envoy.filters.") => {
-                return Err(PolicyProblem::UnsupportedKey(key.to_string()))
+                // Istio `validateMapKey`: `a[b]` with a non-empty name before the bracket.
+                let open = key.find('[').unwrap_or(0);
+                if !(key.ends_with(']') && open > 0 && open + 2 < key.len()) {
+                    return Err(PolicyProblem::MalformedKey {
+                        key: key.to_string(),
+                        expected: "experimental.envoy.filters.<filter>[<key>]",
+                    });
+                }
+                Attribute::EnvoyMetadata
             }
             _ if key.starts_with(HEADERS) => {
                 let name = single_bracket(key.get(HEADERS.len()..).unwrap_or_default())
@@ -186,9 +198,13 @@ mod tests {
             Attribute::parse("destination.labels[app]"),
             Err(PolicyProblem::RemovedKey { .. })
         ));
-        assert!(matches!(
+        assert_eq!(
             Attribute::parse("experimental.envoy.filters.a[b]"),
-            Err(PolicyProblem::UnsupportedKey(_))
+            Ok(Attribute::EnvoyMetadata)
+        );
+        assert!(matches!(
+            Attribute::parse("experimental.envoy.filters.a[]"),
+            Err(PolicyProblem::MalformedKey { .. })
         ));
     }
 }

@@ -36,6 +36,43 @@ pub enum DryRunAllow {
     NoneMatched,
 }
 
+/// The attributes the applied rules read that were unknown for a request (a set): each rule
+/// that reads one failed closed (see `eval.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unknowns(u8);
+
+impl Unknowns {
+    /// `ipBlocks`/`source.ip` were read, and the direct peer's address was not handed over.
+    pub const DIRECT_PEER: Unknowns = Unknowns(1);
+    /// An identity field was read, and the peer certificate could not be.
+    pub const PEER_CERTIFICATE: Unknowns = Unknowns(2);
+    /// Every kind, with its counter label.
+    pub const KINDS: [(Unknowns, &'static str); 2] = [
+        (Unknowns::DIRECT_PEER, "direct_peer_unknown"),
+        (Unknowns::PEER_CERTIFICATE, "peer_certificate_unreadable"),
+    ];
+
+    /// This set and `other`.
+    pub fn with(self, other: Unknowns) -> Unknowns {
+        Unknowns(self.0 | other.0)
+    }
+
+    /// Whether every kind of `other` is in the set.
+    pub fn contains(self, other: Unknowns) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether the set is empty: the decision met no unknown.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The counter labels of the kinds in the set.
+    pub fn labels(self) -> impl Iterator<Item = &'static str> {
+        Self::KINDS.into_iter().filter(move |(kind, _)| self.contains(*kind)).map(|(_, l)| l)
+    }
+}
+
 /// The answer for one request. Copy, and computed without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -50,6 +87,9 @@ pub struct Decision {
     /// What the dry-run ALLOW policies would have decided (evaluated even when an enforced DENY
     /// decided, unlike Envoy, where a denied request never reaches the ALLOW filter's shadow rules).
     pub dry_run_allow: DryRunAllow,
+    /// Which attributes the applied rules read were unknown for this request: the rules that
+    /// read them failed closed.
+    pub unknowns: Unknowns,
 }
 
 impl Decision {
@@ -81,6 +121,9 @@ pub struct AppliedPolicy {
     pub dry_run: bool,
     /// Its number of rules (zero: it never matches).
     pub rules: u32,
+    /// Why Warden cannot enforce it exactly, if so: it fails closed (see
+    /// [`super::Policy::unenforceable`]).
+    pub unenforceable: Option<&'static str>,
 }
 
 /// Which request attributes the applied rules read, so the glue reads only those from Envoy

@@ -11,22 +11,26 @@
 
 use std::sync::Arc;
 
-use super::decision::{AppliedPolicy, Decision, DryRunAllow, Needs, Reason, RuleRef};
+use super::decision::{AppliedPolicy, Decision, DryRunAllow, Needs, Reason, RuleRef, Unknowns};
 use super::eval::Attributes;
 use super::index::{Hits, Index};
 use super::policy::{Policy, Rule, Test};
 use super::{Action, Mesh};
 use crate::config::Workload;
-use crate::request::{Identity, Request};
+use crate::request::{Identity, Observed, Request};
 
 pub(super) const DENY: usize = 0;
 pub(super) const ALLOW: usize = 1;
 pub(super) const AUDIT: usize = 2;
 pub(super) const DRY_RUN_DENY: usize = 3;
 pub(super) const DRY_RUN_ALLOW: usize = 4;
-pub(super) const BUCKETS: usize = 5;
+/// CUSTOM rules, which Istio evaluates first (its ext_authz filter precedes RBAC). Warden does
+/// not call external authorizers, so a CUSTOM rule that matches denies, as Envoy's ext_authz
+/// does when its authorizer cannot be reached (`failure_mode_allow: false`, Istio's default).
+pub(super) const CUSTOM: usize = 5;
+pub(super) const BUCKETS: usize = 6;
 
-/// The bucket of a validated policy (CUSTOM never validates).
+/// The bucket of a validated policy.
 pub(super) fn bucket_of(action: Action, dry_run: bool) -> Option<usize> {
     match (action, dry_run) {
         (Action::Deny, false) => Some(DENY),
@@ -34,8 +38,15 @@ pub(super) fn bucket_of(action: Action, dry_run: bool) -> Option<usize> {
         (Action::Audit, _) => Some(AUDIT),
         (Action::Deny, true) => Some(DRY_RUN_DENY),
         (Action::Allow, true) => Some(DRY_RUN_ALLOW),
-        (Action::Custom, _) => None,
+        (Action::Custom, _) => Some(CUSTOM),
     }
+}
+
+/// Whether an unknown attribute counts as matching in the bucket's rules: yes where a match
+/// denies or reports (DENY, AUDIT), no where it allows. Fail closed, as Istio does with what it
+/// cannot translate (`pilot/pkg/security/authz/builder/builder.go`).
+pub(super) fn widens(bucket: usize) -> bool {
+    matches!(bucket, DENY | AUDIT | DRY_RUN_DENY | CUSTOM)
 }
 
 /// Envoy's (and Istio's) name for a rule.
@@ -92,6 +103,7 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
             action: policy.action,
             dry_run: policy.dry_run,
             rules: u32::try_from(policy.rules.len()).unwrap_or(u32::MAX),
+            unenforceable: policy.unenforceable(),
         });
         if let Some(slot) = configured.get_mut(*bucket) {
             *slot = true;
@@ -139,7 +151,7 @@ fn needs_of<'r>(rules: impl Iterator<Item = &'r Rule>) -> Needs {
             Test::Sni(_) => needs.sni = true,
             Test::Header { .. } => needs.headers = true,
             Test::RequestPrincipal(_) | Test::Claim { .. } => needs.identity = true,
-            Test::Host(_) | Test::Method(_) | Test::Path(_) => {}
+            Test::Host(_) | Test::Method(_) | Test::Path(_) | Test::Unsupported { .. } => {}
         }
     }
     needs
@@ -156,12 +168,17 @@ impl Engine {
     }
 
     /// Decides one request. Consults only the rules the index says can match; does not
-    /// allocate unless a header the rules read is repeated (its values are joined).
+    /// allocate.
     pub fn decide(&self, request: &Request<'_>, identity: Option<&Identity>) -> Decision {
         let inner = &*self.inner;
         let attributes = Attributes::new(request, identity);
         let mut firsts: Firsts = [None; BUCKETS];
         match &inner.index {
+            // The index posts rules under the peer's names; with the peer unknown, every rule
+            // that reads it must be evaluated (and fail closed).
+            Some(_) if matches!(request.connection.peer, Observed::Unknown) => {
+                inner.scan(&attributes, &mut firsts, true)
+            }
             Some(index) => {
                 let mut hits = Hits::new();
                 index.lookup(&attributes, &mut hits);
@@ -173,7 +190,7 @@ impl Engine {
             }
             None => inner.scan(&attributes, &mut firsts, true),
         }
-        inner.finish(&firsts)
+        inner.finish(&firsts, request)
     }
 
     /// The reference evaluation: every rule of every bucket, in order, without the index.
@@ -187,7 +204,7 @@ impl Engine {
         let attributes = Attributes::new(request, identity);
         let mut firsts: Firsts = [None; BUCKETS];
         self.inner.scan(&attributes, &mut firsts, false);
-        self.inner.finish(&firsts)
+        self.inner.finish(&firsts, request)
     }
 
     /// How many rules the engine holds, and how many of them are posted under index keys (the
@@ -213,6 +230,12 @@ impl Engine {
 }
 
 impl Inner {
+    /// The bucket of a rule's policy.
+    pub(super) fn bucket_of_rule(&self, rule: RuleRef) -> Option<usize> {
+        let policy = self.policies.get(rule.policy as usize)?;
+        bucket_of(policy.action, policy.dry_run)
+    }
+
     pub(super) fn bucket(&self, id: u32) -> usize {
         self.ends.iter().position(|&end| id < end).unwrap_or(BUCKETS - 1)
     }
@@ -226,14 +249,16 @@ impl Inner {
     }
 
     pub(super) fn rule_matches(&self, id: u32, attributes: &Attributes<'_, '_>) -> bool {
-        self.rules.get(id as usize).is_some_and(|r| r.rule.matches(attributes))
+        let widen = widens(self.bucket(id));
+        self.rules.get(id as usize).is_some_and(|r| r.rule.matches(attributes, widen))
     }
 
     /// Every rule, bucket by bucket, up to the first match of each. With `skip_allow`, the
     /// enforced ALLOW rules are not evaluated once a DENY rule matched (the outcome is known).
     fn scan(&self, attributes: &Attributes<'_, '_>, firsts: &mut Firsts, skip_allow: bool) {
-        for bucket in 0..BUCKETS {
-            let denied = firsts.get(DENY).copied().flatten().is_some();
+        // CUSTOM first, as Istio orders its filters; then the rest.
+        for bucket in std::iter::once(CUSTOM).chain(0..CUSTOM) {
+            let denied = [DENY, CUSTOM].iter().any(|&b| firsts.get(b).copied().flatten().is_some());
             if skip_allow && bucket == ALLOW && denied {
                 continue;
             }
@@ -256,6 +281,8 @@ impl Inner {
             }
         }
         const ALL: u8 = (1 << BUCKETS) - 1;
+        // (Ids are in bucket order, so a CUSTOM match is found after the others were
+        // evaluated: correct, as every bucket but ALLOW is evaluated anyway.)
         while done != ALL {
             let Some(id) = lists.iter().filter_map(|list| list.first().copied()).min() else {
                 return;
@@ -279,7 +306,7 @@ impl Inner {
                     *slot = Some(id);
                 }
                 done |= 1 << bucket;
-                if bucket == DENY {
+                if bucket == DENY || bucket == CUSTOM {
                     // The request is denied whatever the ALLOW rules say.
                     done |= 1 << ALLOW;
                 }
@@ -289,7 +316,7 @@ impl Inner {
 
     /// Istio's combination: DENY before ALLOW; an applicable enforced ALLOW policy that does
     /// not match denies; AUDIT and dry-run never change the outcome.
-    fn finish(&self, firsts: &Firsts) -> Decision {
+    fn finish(&self, firsts: &Firsts, request: &Request<'_>) -> Decision {
         let rule = |bucket: usize| {
             firsts
                 .get(bucket)
@@ -299,7 +326,7 @@ impl Inner {
                 .map(|r| r.at)
         };
         let configured = |bucket: usize| self.configured.get(bucket).copied().unwrap_or(false);
-        let (allowed, reason) = match (rule(DENY), rule(ALLOW)) {
+        let (allowed, reason) = match (rule(CUSTOM).or(rule(DENY)), rule(ALLOW)) {
             (Some(deny), _) => (false, Reason::DeniedBy(deny)),
             (None, Some(allow)) => (true, Reason::AllowedBy(allow)),
             (None, None) if configured(ALLOW) => (false, Reason::NoAllowMatched),
@@ -310,12 +337,21 @@ impl Inner {
             None if configured(DRY_RUN_ALLOW) => DryRunAllow::NoneMatched,
             None => DryRunAllow::NotConfigured,
         };
+        let connection = &request.connection;
+        let mut unknowns = Unknowns::default();
+        if self.needs.source_ip && matches!(connection.source_ip, Observed::Unknown) {
+            unknowns = unknowns.with(Unknowns::DIRECT_PEER);
+        }
+        if self.needs.peer && matches!(connection.peer, Observed::Unknown) {
+            unknowns = unknowns.with(Unknowns::PEER_CERTIFICATE);
+        }
         Decision {
             allowed,
             reason,
             audit: rule(AUDIT),
             dry_run_deny: rule(DRY_RUN_DENY),
             dry_run_allow,
+            unknowns,
         }
     }
 }

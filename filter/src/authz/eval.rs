@@ -3,14 +3,19 @@
 //! Absent attributes follow Envoy: a positive matcher on an absent attribute is false, so a
 //! negated one (`notX`, `notValues`) is true (ISTIO-SECURITY-2021-004 for the peer identity on
 //! plaintext; a missing JWT or header for the rest).
-
-use std::borrow::Cow;
+//!
+//! Unknown attributes fail closed. When Warden cannot learn an attribute (the direct peer's
+//! address without the network filter, a certificate it cannot read) or cannot evaluate a
+//! condition exactly (a `when` key it does not support), the check takes the value that
+//! narrows: false in ALLOW rules, true in DENY and AUDIT rules, whether it is negated or not.
+//! This is Istio's own rule for what it cannot translate ("an error narrows an ALLOW and
+//! widens a DENY", `pilot/pkg/security/authz/builder/builder.go`), applied per request.
 
 use serde_json::Value;
 
 use super::matcher::{show, Pattern};
 use super::policy::{Check, PathPattern, Rule, Test};
-use crate::request::{Identity, Request};
+use crate::request::{Header, Identity, Observed, Request};
 
 /// What the rules read from one request, computed once.
 pub(crate) struct Attributes<'r, 'a> {
@@ -30,30 +35,24 @@ impl<'r, 'a> Attributes<'r, 'a> {
         Some(self.request.host).filter(|host| !host.is_empty())
     }
 
-    /// A header as Envoy's `HeaderMatcher` sees it: every value of a repeated header joined with
-    /// `,`. Pseudo-headers (and `host`, Envoy's alias of `:authority`) come from the request line.
-    pub(crate) fn header(&self, name: &[u8]) -> Option<Cow<'a, [u8]>> {
+    /// Every value of a header, as Envoy 1.40's RBAC `HeaderMatcher` tries them: one value per
+    /// entry of the header map, never joined (`matchesHeadersIndividually`, the fix of
+    /// CVE-2026-26308 in `source/extensions/filters/common/rbac/matchers.cc`). Envoy itself joins
+    /// repeated values of its inline headers (`x-forwarded-for`, …) into one entry before any
+    /// filter runs, and the header map Warden reads has that entry as Envoy has it.
+    /// Pseudo-headers (and `host`, Envoy's alias of `:authority`) come from the request line.
+    pub(crate) fn header_values<'s>(&'s self, name: &'s [u8]) -> HeaderValues<'s, 'a> {
         let request = self.request;
-        match name {
-            b":method" => return Some(Cow::Borrowed(request.method)),
-            b":path" => return Some(Cow::Borrowed(request.path)),
-            b":authority" | b"host" => return self.host().map(Cow::Borrowed),
-            _ => {}
+        let single = match name {
+            b":method" => Some(Some(request.method)),
+            b":path" => Some(Some(request.path)),
+            b":authority" | b"host" => Some(self.host()),
+            _ => None,
+        };
+        match single {
+            Some(value) => HeaderValues::One(value),
+            None => HeaderValues::Entries { headers: request.headers.iter(), name },
         }
-        let mut values = request
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, value)| *value);
-        let first = values.next()?;
-        let Some(second) = values.next() else { return Some(Cow::Borrowed(first)) };
-        // Only a repeated header allocates.
-        let mut joined = [first, b",", second].concat();
-        for value in values {
-            joined.push(b',');
-            joined.extend_from_slice(value);
-        }
-        Some(Cow::Owned(joined))
     }
 
     /// The claim at `path`, when there is a token.
@@ -62,38 +61,75 @@ impl<'r, 'a> Attributes<'r, 'a> {
     }
 }
 
+/// The values of one header, in the order received (see [`Attributes::header_values`]).
+pub(crate) enum HeaderValues<'s, 'a> {
+    /// A pseudo-header: at most one value.
+    One(Option<&'a [u8]>),
+    /// The header map's entries with this name.
+    Entries { headers: std::slice::Iter<'s, Header<'a>>, name: &'s [u8] },
+}
+
+impl<'a> Iterator for HeaderValues<'_, 'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            HeaderValues::One(value) => value.take(),
+            HeaderValues::Entries { headers, name } => {
+                headers.find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, value)| *value)
+            }
+        }
+    }
+}
+
 impl Rule {
     /// (any `to`) AND (all `when`) AND (any `from`); the request side first, as it is cheaper.
-    pub(crate) fn matches(&self, attributes: &Attributes<'_, '_>) -> bool {
+    /// `widen` is the value an unknown check takes: true in DENY and AUDIT rules, false in
+    /// ALLOW rules (see the module's documentation).
+    pub(crate) fn matches(&self, attributes: &Attributes<'_, '_>, widen: bool) -> bool {
         let any = |alternatives: &Option<Vec<Vec<Check>>>| {
             alternatives.as_ref().is_none_or(|alternatives| {
-                alternatives.iter().any(|checks| checks.iter().all(|c| c.holds(attributes)))
+                alternatives.iter().any(|checks| checks.iter().all(|c| c.holds(attributes, widen)))
             })
         };
-        any(&self.to) && self.when.iter().all(|c| c.holds(attributes)) && any(&self.from)
+        any(&self.to) && self.when.iter().all(|c| c.holds(attributes, widen)) && any(&self.from)
     }
 }
 
 impl Check {
-    /// Whether the check holds: any value matches, or (negated) none does.
-    pub(crate) fn holds(&self, attributes: &Attributes<'_, '_>) -> bool {
-        self.test.any(attributes) != self.negated
+    /// Whether the check holds: any value matches, or (negated) none does; `widen` when the
+    /// attribute is unknown.
+    pub(crate) fn holds(&self, attributes: &Attributes<'_, '_>, widen: bool) -> bool {
+        self.test.any(attributes).map_or(widen, |any| any != self.negated)
+    }
+}
+
+/// `Some(any value matches)` for a known attribute, `Some(false)` for an absent one, `None`
+/// for an unknown one.
+fn observed<T>(value: Observed<T>, matches: impl FnOnce(T) -> bool) -> Option<bool> {
+    match value {
+        Observed::Known(value) => Some(matches(value)),
+        Observed::Absent => Some(false),
+        Observed::Unknown => None,
     }
 }
 
 impl Test {
-    /// Whether any value matches the request's attribute (false when it is absent).
-    pub(crate) fn any(&self, attributes: &Attributes<'_, '_>) -> bool {
+    /// Whether any value matches the request's attribute: false when it is absent, `None` when
+    /// it is unknown.
+    pub(crate) fn any(&self, attributes: &Attributes<'_, '_>) -> Option<bool> {
         let request = attributes.request;
         let connection = &request.connection;
-        match self {
-            Test::Peer(patterns) => connection
-                .peer
-                .as_ref()
-                .is_some_and(|peer| patterns.iter().any(|p| p.matches_peer(peer))),
-            Test::SourceIp(cidrs) => {
-                connection.source_ip.is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))
+        let known = match self {
+            Test::Peer(patterns) => {
+                return observed(connection.peer, |peer| {
+                    patterns.iter().any(|p| p.matches_peer(peer))
+                })
             }
+            Test::SourceIp(cidrs) => {
+                return observed(connection.source_ip, |ip| cidrs.iter().any(|c| c.contains(ip)))
+            }
+            Test::Unsupported { .. } => return None,
             Test::RemoteIp(cidrs) => {
                 connection.remote_ip.is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))
             }
@@ -115,8 +151,8 @@ impl Test {
                 PathPattern::Template(template) => template.matches(attributes.url_path),
             }),
             Test::Header { name, patterns } => attributes
-                .header(name)
-                .is_some_and(|value| patterns.iter().any(|p| p.matches(&value))),
+                .header_values(name)
+                .any(|value| patterns.iter().any(|p| p.matches(value))),
             Test::RequestPrincipal(patterns) => attributes.identity.is_some_and(|identity| {
                 let subject = identity.subject.as_deref().map(str::as_bytes);
                 patterns.iter().any(|p| p.matches(identity.issuer.as_bytes(), subject))
@@ -124,7 +160,8 @@ impl Test {
             Test::Claim { path, patterns } => {
                 attributes.claim(path).is_some_and(|value| claim_matches(value, patterns))
             }
-        }
+        };
+        Some(known)
     }
 
     /// The request's attribute for humans (`warden explain`).
@@ -135,13 +172,14 @@ impl Test {
             ip.map_or_else(|| "absent".to_string(), |ip| ip.to_string())
         };
         match self {
-            Test::Peer(_) => match &connection.peer {
-                None => "no peer certificate (plaintext)".to_string(),
-                Some(peer) => {
+            Test::Peer(_) => match connection.peer {
+                Observed::Absent => "no peer certificate (plaintext)".to_string(),
+                Observed::Unknown => "the peer certificate could not be read".to_string(),
+                Observed::Known(peer) => {
                     let mut names: Vec<String> = Vec::new();
                     names.extend(peer.uri_sans.iter().map(|s| format!("URI SAN {}", show(s))));
                     names.extend(peer.dns_sans.iter().map(|s| format!("DNS SAN {}", show(s))));
-                    if let Some(subject) = peer.subject {
+                    if let Some(subject) = &peer.subject {
                         names.push(format!("subject {}", show(subject)));
                     }
                     if names.is_empty() {
@@ -151,7 +189,16 @@ impl Test {
                     }
                 }
             },
-            Test::SourceIp(_) => ip(connection.source_ip),
+            Test::SourceIp(_) => match connection.source_ip {
+                Observed::Known(address) => address.to_string(),
+                Observed::Absent => "absent".to_string(),
+                Observed::Unknown => {
+                    "unknown: the direct peer's address was not handed over by Warden's network \
+                     filter"
+                        .to_string()
+                }
+            },
+            Test::Unsupported { reason } => format!("not evaluated: {reason}"),
             Test::RemoteIp(_) => ip(connection.remote_ip),
             Test::DestinationIp(_) => ip(connection.destination_ip),
             Test::DestinationPort(_) => {
@@ -162,7 +209,12 @@ impl Test {
             Test::Method(_) => show(request.method),
             Test::Path(_) => show(attributes.url_path),
             Test::Header { name, .. } => {
-                attributes.header(name).map_or_else(|| "absent".into(), |v| show(&v))
+                let values: Vec<String> = attributes.header_values(name).map(show).collect();
+                if values.is_empty() {
+                    "absent".into()
+                } else {
+                    values.join(", ")
+                }
             }
             Test::RequestPrincipal(_) => match attributes.identity {
                 None => "no token".to_string(),

@@ -1,7 +1,7 @@
 //! The slow path for `warden explain`: every applied policy, every rule, every field.
 
 use super::decision::{Decision, DryRunAllow, Reason, RuleRef};
-use super::engine::{Engine, ALLOW, AUDIT, DENY, DRY_RUN_ALLOW, DRY_RUN_DENY};
+use super::engine::{Engine, ALLOW, AUDIT, CUSTOM, DENY, DRY_RUN_ALLOW, DRY_RUN_DENY};
 use super::eval::Attributes;
 use super::policy::Check;
 use super::Action;
@@ -81,9 +81,9 @@ pub struct FieldExplanation {
     pub actual: String,
 }
 
-/// Explanation order of the buckets: Envoy's filter order (AUDIT, DENY, ALLOW), each filter's
-/// shadow (dry-run) rules after its enforced ones.
-const ORDER: [usize; 5] = [AUDIT, DENY, DRY_RUN_DENY, ALLOW, DRY_RUN_ALLOW];
+/// Explanation order of the buckets: Istio's filter order (CUSTOM, AUDIT, DENY, ALLOW), each
+/// filter's shadow (dry-run) rules after its enforced ones.
+const ORDER: [usize; 6] = [CUSTOM, AUDIT, DENY, DRY_RUN_DENY, ALLOW, DRY_RUN_ALLOW];
 
 impl Engine {
     /// Slow path for `warden explain`: every applied policy, every rule, which field matched or
@@ -93,8 +93,8 @@ impl Engine {
         let inner = &*self.inner;
         let attributes = Attributes::new(request, identity);
         let reported = |bucket: usize| match bucket {
-            DENY => match decision.reason {
-                Reason::DeniedBy(rule) => Some(rule),
+            DENY | CUSTOM => match decision.reason {
+                Reason::DeniedBy(rule) if inner.bucket_of_rule(rule) == Some(bucket) => Some(rule),
                 _ => None,
             },
             ALLOW => match decision.reason {
@@ -122,6 +122,7 @@ impl Engine {
                 })
                 .collect();
             members.sort();
+            let widen = super::engine::widens(bucket);
             for (_, index) in members {
                 let Some(policy) = inner.policies.get(index as usize) else { continue };
                 let rules: Vec<RuleExplanation> = inner
@@ -135,8 +136,10 @@ impl Engine {
                                 alternatives
                                     .iter()
                                     .map(|checks| {
-                                        let fields: Vec<FieldExplanation> =
-                                            checks.iter().map(|c| field(c, &attributes)).collect();
+                                        let fields: Vec<FieldExplanation> = checks
+                                            .iter()
+                                            .map(|c| field(c, &attributes, widen))
+                                            .collect();
                                         AlternativeExplanation {
                                             matched: fields.iter().all(|f| f.matched),
                                             fields,
@@ -148,11 +151,11 @@ impl Engine {
                         RuleExplanation {
                             rule: compiled.at,
                             id: self.rule_id(compiled.at),
-                            matched: rule.matches(&attributes),
+                            matched: rule.matches(&attributes, widen),
                             reported: reported(bucket) == Some(compiled.at),
                             from: alternatives(&rule.from),
                             to: alternatives(&rule.to),
-                            when: rule.when.iter().map(|c| field(c, &attributes)).collect(),
+                            when: rule.when.iter().map(|c| field(c, &attributes, widen)).collect(),
                         }
                     })
                     .collect();
@@ -171,13 +174,13 @@ impl Engine {
     }
 }
 
-fn field(check: &Check, attributes: &Attributes<'_, '_>) -> FieldExplanation {
+fn field(check: &Check, attributes: &Attributes<'_, '_>, widen: bool) -> FieldExplanation {
     FieldExplanation {
         field: check.field.to_string(),
         key: check.key.to_string(),
         values: check.values.to_vec(),
         negated: check.negated,
-        matched: check.holds(attributes),
+        matched: check.holds(attributes, widen),
         actual: check.test.describe(attributes),
     }
 }
@@ -188,7 +191,7 @@ mod tests {
     use crate::authz::testing::policy;
     use crate::authz::{compile, Mesh};
     use crate::config::Workload;
-    use crate::request::{Connection, Peer};
+    use crate::request::{Connection, Observed, Peer};
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -210,14 +213,14 @@ mod tests {
         ];
         let workload = Workload { namespace: "foo".into(), labels: Default::default() };
         let engine = compile(&policies, &workload, &Mesh::default());
-        let sans: [&[u8]; 1] = [b"spiffe://cluster.local/ns/bar/sa/other"];
+        let peer = Peer {
+            uri_sans: vec![b"spiffe://cluster.local/ns/bar/sa/other".to_vec()],
+            ..Peer::default()
+        };
         let request = Request {
             method: b"GET",
             path: b"/x",
-            connection: Connection {
-                peer: Some(Peer { uri_sans: &sans, ..Peer::default() }),
-                ..Connection::default()
-            },
+            connection: Connection { peer: Observed::Known(&peer), ..Connection::default() },
             ..Request::default()
         };
         let explanation = engine.explain(&request, None);

@@ -25,6 +25,7 @@ use super::eval::Attributes;
 use super::matcher::Pattern;
 use super::policy::{Check, PathPattern, Rule, Test};
 use super::principal::PeerPattern;
+use crate::request::Observed;
 
 /// How many posting lists one request may gather before the engine gives up on the index for
 /// that request and evaluates every rule (correct, only slower, and no allocation).
@@ -219,7 +220,11 @@ fn check_keys(check: &Check) -> Option<Vec<Key>> {
         Test::Claim { path, patterns } => {
             patterns.iter().map(|p| exact(p).map(|v| Key::Claim(path.clone(), v))).collect()
         }
-        Test::SourceIp(_) | Test::RemoteIp(_) | Test::DestinationIp(_) | Test::Sni(_) => None,
+        Test::SourceIp(_)
+        | Test::RemoteIp(_)
+        | Test::DestinationIp(_)
+        | Test::Sni(_)
+        | Test::Unsupported { .. } => None,
     };
     keys.filter(|keys| !keys.is_empty())
 }
@@ -484,10 +489,8 @@ impl Index {
         let request = attributes.request;
 
         if !(self.principal.is_empty() && self.namespace.is_empty()) {
-            if let Some(peer) = &request.connection.peer {
-                let subject = peer.subject.iter().copied();
-                for name in peer.uri_sans.iter().chain(peer.dns_sans.iter()).copied().chain(subject)
-                {
+            if let Observed::Known(peer) = request.connection.peer {
+                for name in peer.names() {
                     hit(hits, self.principal.get(name));
                     if !self.namespace.is_empty() {
                         for namespace in namespace_segments(name) {
@@ -545,8 +548,8 @@ impl Index {
             hit(hits, self.port.get(&port));
         }
         for (name, values) in &self.headers {
-            if let Some(value) = attributes.header(name) {
-                hit(hits, values.get(&*value));
+            for value in attributes.header_values(name) {
+                hit(hits, values.get(value));
             }
         }
     }

@@ -28,6 +28,11 @@ pub enum LintKind {
     UnknownIssuer,
     /// `hosts` values and ports: the Host header carries the port when the client sent one.
     HostPort,
+    /// `targetRef`/`targetRefs`: the policy is for gateways and waypoints; no sidecar applies it.
+    IgnoredBySidecars,
+    /// A policy Warden cannot enforce exactly (CUSTOM, a condition a Wasm filter cannot
+    /// evaluate): it fails closed for the workloads it selects.
+    FailsClosed,
 }
 
 /// One finding.
@@ -51,6 +56,28 @@ pub fn lint(policies: &[Policy], issuers: &[String]) -> Vec<Lint> {
         let mut out = |kind: LintKind, field: String, message: String| {
             lints.push(Lint { kind, object: policy.object.clone(), field, message })
         };
+        if policy.targets_gateways() {
+            out(
+                LintKind::IgnoredBySidecars,
+                "spec.targetRefs".into(),
+                "targetRef/targetRefs attach this policy to gateways or waypoints: sidecars, and \
+                 Warden in them, ignore it (use selector.matchLabels for sidecars)"
+                    .into(),
+            );
+            continue;
+        }
+        if let Some(why) = policy.unenforceable() {
+            let field = if policy.action == Action::Custom { "spec.action" } else { "spec.rules" };
+            out(
+                LintKind::FailsClosed,
+                field.into(),
+                format!(
+                    "Warden cannot enforce this policy exactly ({why}); where it applies it fails \
+                     closed: its ALLOW rules do not match on what Warden cannot see, its DENY \
+                     rules do (see docs/compatibility.md)"
+                ),
+            );
+        }
         for (i, rule) in policy.rules.iter().enumerate() {
             for check in rule.checks() {
                 values(check, issuers, &mut out);

@@ -39,7 +39,7 @@ mod principal;
 
 pub use crate::config::istio::Action;
 pub use crate::config::ObjectRef;
-pub use decision::{AppliedPolicy, Decision, DryRunAllow, Needs, Reason, RuleRef};
+pub use decision::{AppliedPolicy, Decision, DryRunAllow, Needs, Reason, RuleRef, Unknowns};
 pub use engine::{compile, Engine};
 pub use explain::{
     AlternativeExplanation, Explanation, FieldExplanation, PolicyExplanation, RuleExplanation,
@@ -90,12 +90,25 @@ impl Default for Mesh {
 /// What is wrong in an `AuthorizationPolicy` (the field is named by the [`crate::config::ConfigError`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyProblem {
-    /// `targetRef`/`targetRefs` select gateways and waypoints; sidecars ignore such policies.
-    #[error("targetRef/targetRefs are not supported for sidecars: use selector.matchLabels")]
-    TargetRefs,
-    /// `action: CUSTOM` delegates to an ext_authz provider, which Warden does not call.
-    #[error("action CUSTOM (ext_authz) is not supported: use ALLOW, DENY or AUDIT")]
-    Custom,
+    /// `selector` together with `targetRef`/`targetRefs` (Istio `validateOneOfSelectorType`).
+    #[error("only one of selector or targetRef/targetRefs can be set")]
+    SelectorWithTargetRefs,
+    /// Both `targetRef` and `targetRefs`.
+    #[error("only one of targetRef or targetRefs can be set")]
+    TargetRefAndTargetRefs,
+    /// A CUSTOM policy without rules would never call its provider (Istio refuses it).
+    #[error(
+        "CUSTOM action without `rules` is meaningless as it will never be triggered: add an \
+         empty rule `{{}}` to send every request to the provider"
+    )]
+    CustomWithoutRules,
+    /// A CUSTOM policy must name its extension provider.
+    #[error("`provider.name` must not be empty")]
+    CustomWithoutProvider,
+    /// A field or `when` key Istio does not support in CUSTOM policies (its ext_authz runs before
+    /// authentication).
+    #[error("{0} is not supported with action CUSTOM")]
+    NotWithCustom(String),
     /// `provider` only makes sense with `action: CUSTOM`.
     #[error("`provider` is only valid with action CUSTOM, found action {0}")]
     ProviderWithoutCustom(&'static str),
@@ -185,9 +198,6 @@ pub enum PolicyProblem {
         /// What to use instead.
         hint: &'static str,
     },
-    /// `experimental.envoy.filters.*` reads Envoy dynamic metadata, which a Wasm filter cannot see.
-    #[error("attribute {0:?} (Envoy dynamic metadata) is not supported by Warden")]
-    UnsupportedKey(String),
     /// A map-style `when` key with malformed brackets.
     #[error("bad key {key:?}: expected {expected}")]
     MalformedKey {

@@ -23,6 +23,10 @@ use crate::config::{
     scope, ConfigError, Object, ObjectRef, Problem, Workload, KIND_AUTHORIZATION_POLICY,
 };
 
+/// Why an `experimental.envoy.filters.*` condition is not evaluated.
+pub(crate) const UNSUPPORTED_ENVOY_METADATA: &str =
+    "Envoy dynamic metadata (experimental.envoy.filters.*) is not visible to a Wasm filter";
+
 /// The annotation that makes a policy report instead of enforce.
 pub(crate) const DRY_RUN_ANNOTATION: &str = "istio.io/dry-run";
 
@@ -34,6 +38,8 @@ pub struct Policy {
     pub(crate) action: Action,
     pub(crate) dry_run: bool,
     pub(crate) selector: Option<WorkloadSelector>,
+    /// `targetRef`/`targetRefs` attach the policy to gateways or waypoints: sidecars ignore it.
+    pub(crate) targets_gateways: bool,
     /// In the mesh's root namespace when validated (for `lint`; scope uses the mesh given to
     /// [`Policy::applies_to`]).
     pub(crate) mesh_wide: bool,
@@ -46,9 +52,31 @@ impl Policy {
         &self.object
     }
 
-    /// ALLOW, DENY or AUDIT (CUSTOM never validates).
+    /// ALLOW, DENY, AUDIT or CUSTOM.
     pub fn action(&self) -> Action {
         self.action
+    }
+
+    /// Whether `targetRef`/`targetRefs` attach the policy to gateways or waypoints, so that no
+    /// sidecar applies it (Istio `pilot/pkg/model/policyattachment.go`).
+    pub fn targets_gateways(&self) -> bool {
+        self.targets_gateways
+    }
+
+    /// Why Warden cannot enforce the policy exactly, if it cannot: it then fails closed for
+    /// the workloads it selects (a CUSTOM rule that matches denies; a condition Warden cannot
+    /// evaluate counts against the request).
+    pub fn unenforceable(&self) -> Option<&'static str> {
+        if self.action == Action::Custom {
+            return Some(
+                "action CUSTOM: Warden does not call external authorizers, so a request a \
+                 CUSTOM rule matches is denied (as when the authorizer is unreachable)",
+            );
+        }
+        self.rules.iter().flat_map(Rule::checks).find_map(|check| match check.test {
+            Test::Unsupported { reason } => Some(reason),
+            _ => None,
+        })
     }
 
     /// Whether `istio.io/dry-run` makes the policy report instead of enforce.
@@ -61,15 +89,16 @@ impl Policy {
         self.rules.len()
     }
 
-    /// Whether the policy applies to `workload`: same namespace or the root namespace, and the
-    /// selector's labels all carried by the workload.
+    /// Whether the policy applies to `workload`: same namespace or the root namespace, the
+    /// selector's labels all carried by the workload, and no `targetRefs`.
     pub fn applies_to(&self, workload: &Workload, mesh: &Mesh) -> bool {
-        scope::selects(
-            &self.object.namespace,
-            self.selector.as_ref(),
-            workload,
-            &mesh.root_namespace,
-        )
+        !self.targets_gateways
+            && scope::selects(
+                &self.object.namespace,
+                self.selector.as_ref(),
+                workload,
+                &mesh.root_namespace,
+            )
     }
 }
 
@@ -129,6 +158,11 @@ pub(crate) enum Test {
         path: Box<[String]>,
         patterns: Box<[Pattern]>,
     },
+    /// A condition Istio accepts and Warden cannot evaluate exactly: always unknown, so it
+    /// fails closed (`eval.rs`). `reason` says why, for `warden check` and the logs.
+    Unsupported {
+        reason: &'static str,
+    },
 }
 
 /// One `paths` value.
@@ -148,14 +182,15 @@ pub fn validate(
     let mut v =
         Validator { at: &at, mesh, namespace: &object.metadata.namespace, errors: Vec::new() };
 
-    if spec.target_ref.is_some() {
-        v.error("spec.targetRef", PolicyProblem::TargetRefs);
+    let targets_gateways = spec.target_ref.is_some() || !spec.target_refs.is_empty();
+    if targets_gateways && spec.selector.is_some() {
+        v.error("spec.selector", PolicyProblem::SelectorWithTargetRefs);
     }
-    if !spec.target_refs.is_empty() {
-        v.error("spec.targetRefs", PolicyProblem::TargetRefs);
+    if spec.target_ref.is_some() && !spec.target_refs.is_empty() {
+        v.error("spec.targetRef", PolicyProblem::TargetRefAndTargetRefs);
     }
     if spec.action == Action::Custom {
-        v.error("spec.action", PolicyProblem::Custom);
+        v.custom(spec);
     } else if spec.provider.is_some() {
         v.error("spec.provider", PolicyProblem::ProviderWithoutCustom(spec.action.as_str()));
     }
@@ -223,6 +258,7 @@ pub fn validate(
         action: spec.action,
         dry_run,
         selector: spec.selector.clone(),
+        targets_gateways,
         rules,
     })
 }
@@ -250,6 +286,58 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn error(&mut self, field: impl Into<String>, problem: PolicyProblem) {
         self.errors.push(ConfigError::at(self.at, field, Problem::Authz(problem)));
+    }
+
+    /// What Istio requires of a CUSTOM policy (`pkg/config/validation/validation.go`
+    /// `ValidateAuthorizationPolicy`): rules, a provider name, and no identity fields (Istio
+    /// runs ext_authz before JWT authentication and cannot see peers there).
+    fn custom(&mut self, spec: &AuthorizationPolicySpec) {
+        if spec.rules.is_empty() {
+            self.error("spec.rules", PolicyProblem::CustomWithoutRules);
+        } else if spec.provider.as_ref().is_none_or(|p| p.name.is_empty()) {
+            self.error("spec.provider.name", PolicyProblem::CustomWithoutProvider);
+        }
+        for (i, rule) in spec.rules.iter().enumerate() {
+            for (j, from) in rule.from.iter().flatten().enumerate() {
+                let Some(source) = &from.source else { continue };
+                let fields = [
+                    ("namespaces", &source.namespaces),
+                    ("notNamespaces", &source.not_namespaces),
+                    ("serviceAccounts", &source.service_accounts),
+                    ("notServiceAccounts", &source.not_service_accounts),
+                    ("trustDomains", &source.trust_domains),
+                    ("notTrustDomains", &source.not_trust_domains),
+                    ("principals", &source.principals),
+                    ("notPrincipals", &source.not_principals),
+                    ("requestPrincipals", &source.request_principals),
+                    ("notRequestPrincipals", &source.not_request_principals),
+                ];
+                for (name, values) in fields {
+                    if values.as_ref().is_some_and(|v| !v.is_empty()) {
+                        self.error(
+                            format!("spec.rules[{i}].from[{j}].source.{name}"),
+                            PolicyProblem::NotWithCustom(name.to_string()),
+                        );
+                    }
+                }
+            }
+            for (j, condition) in rule.when.iter().flatten().enumerate() {
+                let key = condition.key.as_str();
+                let identity = matches!(
+                    key,
+                    "source.namespace"
+                        | "source.serviceAccount"
+                        | "source.trustDomain"
+                        | "source.principal"
+                ) || key.starts_with("request.auth.");
+                if identity {
+                    self.error(
+                        format!("spec.rules[{i}].when[{j}].key"),
+                        PolicyProblem::NotWithCustom(key.to_string()),
+                    );
+                }
+            }
+        }
     }
 
     /// The values of a list field, or `None` if it is absent. An empty list and empty values
@@ -539,6 +627,16 @@ impl Validator<'_> {
                 }
                 Attribute::RequestClaim(path) => {
                     self.claim(checks, field, key, negated, values, path.clone());
+                }
+                Attribute::EnvoyMetadata => {
+                    let Some(list) = self.values(&field, values) else { continue };
+                    checks.push(Check {
+                        field: field.into(),
+                        key: key.into(),
+                        values: list.into(),
+                        negated,
+                        test: Test::Unsupported { reason: UNSUPPORTED_ENVOY_METADATA },
+                    });
                 }
                 Attribute::RequestAudiences => {
                     self.claim(checks, field, key, negated, values, ["aud".to_string()].into());

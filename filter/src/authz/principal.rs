@@ -54,9 +54,9 @@ pub(crate) enum PeerPattern {
 
 impl PeerPattern {
     /// Whether the verified peer certificate matches: any URI SAN, any DNS SAN, or the subject.
-    pub(crate) fn matches_peer(&self, peer: &Peer<'_>) -> bool {
+    pub(crate) fn matches_peer(&self, peer: &Peer) -> bool {
         peer.uri_sans.iter().chain(peer.dns_sans.iter()).any(|name| self.matches(name))
-            || self.matches(peer.subject.unwrap_or_default())
+            || self.matches(peer.subject.as_deref().unwrap_or_default())
     }
 
     /// Whether one identity string (a SAN or the subject) matches.

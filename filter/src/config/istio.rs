@@ -45,8 +45,9 @@ pub struct WorkloadSelector {
     pub match_labels: BTreeMap<String, String>,
 }
 
-/// `targetRef`/`targetRefs`: kept only so a policy that uses them can be refused with a clear
-/// error (sidecars ignore such policies in Istio; silently ignoring one would surprise).
+/// `targetRef`/`targetRefs`: gateways, waypoints and services. Istio's sidecars ignore a policy
+/// that has them (`pilot/pkg/model/policyattachment.go`), and so does Warden, with a warning
+/// from `warden check` and a gauge in the module.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyTargetReference {
@@ -71,16 +72,17 @@ pub struct AuthorizationPolicySpec {
     /// Workloads the policy applies to; absent means all in scope.
     #[serde(default)]
     pub selector: Option<WorkloadSelector>,
-    /// Refused: not supported for sidecars.
+    /// A gateway or waypoint the policy attaches to: sidecars ignore the policy.
     #[serde(default)]
     pub target_ref: Option<PolicyTargetReference>,
-    /// Refused: not supported for sidecars.
+    /// Gateways or waypoints the policy attaches to: sidecars ignore the policy.
     #[serde(default)]
     pub target_refs: Vec<PolicyTargetReference>,
     /// Rules, OR-ed. Absent or empty: the policy matches nothing (for ALLOW, "allow nothing").
     #[serde(default)]
     pub rules: Vec<Rule>,
-    /// `ALLOW` (default), `DENY` or `AUDIT`; `CUSTOM` is refused for now.
+    /// `ALLOW` (default), `DENY`, `AUDIT` or `CUSTOM` (which Warden cannot carry out: it fails
+    /// closed, see `authz`).
     #[serde(default)]
     pub action: Action,
     /// Only for CUSTOM.
@@ -99,7 +101,8 @@ pub enum Action {
     Deny,
     /// Audit a request if it matches any of the rules; never changes the outcome.
     Audit,
-    /// Delegate to an external authorizer (not supported).
+    /// Delegate to an external authorizer. Warden does not call one: a matching CUSTOM rule
+    /// denies the request (fail closed, as an unreachable authorizer does).
     Custom,
 }
 
@@ -234,10 +237,10 @@ pub struct RequestAuthenticationSpec {
     /// Workloads the policy applies to; absent means all in scope.
     #[serde(default)]
     pub selector: Option<WorkloadSelector>,
-    /// Refused: not supported for sidecars.
+    /// A gateway or waypoint the policy attaches to: sidecars ignore the policy.
     #[serde(default)]
     pub target_ref: Option<PolicyTargetReference>,
-    /// Refused: not supported for sidecars.
+    /// Gateways or waypoints the policy attaches to: sidecars ignore the policy.
     #[serde(default)]
     pub target_refs: Vec<PolicyTargetReference>,
     /// JWT rules; rules from every policy that selects a workload are combined.

@@ -26,6 +26,11 @@ use serde_json::Value;
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PluginConfig {
+    /// Which filter this instance of the module is: `http` (the default: authentication and
+    /// authorization) or `connection` (the network filter that hands the direct peer's address
+    /// to the HTTP filter, for `ipBlocks`; it carries no other setting).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub role: Role,
     /// The workload this sidecar serves. Defaults to Envoy's node metadata (`NAMESPACE`,
     /// `LABELS`, as Istio's sidecars carry it); required when the node has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +69,7 @@ pub struct PluginConfig {
 impl Default for PluginConfig {
     fn default() -> Self {
         PluginConfig {
+            role: Role::default(),
             workload: None,
             root_namespace: default_root_namespace(),
             trust_domain: default_trust_domain(),
@@ -139,15 +145,30 @@ pub enum Crypto {
     Wasm,
 }
 
+/// `role`: which filter an instance of the module is.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    /// The HTTP filter: authentication and authorization. The default.
+    #[default]
+    Http,
+    /// The network filter (`envoy.filters.network.wasm`, before the HTTP connection manager):
+    /// records each connection's direct peer address for the HTTP filter.
+    Connection,
+}
+
 /// `peerIdentity`: where the client certificate's identity comes from.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub enum PeerIdentity {
-    /// Envoy's `connection.uri_san_peer_certificate` property: safe with any connection
-    /// manager settings, but Envoy exposes only the certificate's first URI SAN (SPIFFE
-    /// X.509-SVIDs have exactly one). The default.
+    /// The verified client certificate itself (Envoy's `connection.peer_certificate` and
+    /// `connection.subject_peer_certificate`): every URI SAN, every DNS SAN and the subject,
+    /// as Envoy's RBAC sees them, with any connection manager settings. Read on a connection's
+    /// first request and remembered for the connection. The default. (`uriSan`, the name of an
+    /// earlier default that saw only the first URI SAN, is accepted for it.)
     #[default]
-    UriSan,
+    #[serde(alias = "uriSan")]
+    Certificate,
     /// The last element of `x-forwarded-client-cert`: every URI SAN, DNS SAN and the subject,
     /// as Envoy's RBAC sees them, and no extra host call. Only correct when the connection
     /// manager sets `forward_client_cert_details: SANITIZE_SET` (or `APPEND_FORWARD`) with

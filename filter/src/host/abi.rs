@@ -62,6 +62,7 @@ extern "C" {
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
         name: *const u8,
@@ -183,9 +184,18 @@ pub fn http_call_response_header(name: &str) -> Option<Vec<u8>> {
     (status == OK).then(|| unsafe { owned(data, size) })
 }
 
+/// `source.address`, serialized for [`property_path`].
+pub const SOURCE_ADDRESS: &str = "source\0address";
+/// `connection.id`, serialized for [`property_path`].
+const CONNECTION_ID: &str = "connection\0id";
+
 /// A property's raw bytes; `None` when absent or unreadable.
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    let serialized = path.join("\0");
+    property_path(&path.join("\0"))
+}
+
+/// [`property`] with the path already serialized (`part\0part`), for the request path.
+pub fn property_path(serialized: &str) -> Option<Vec<u8>> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: as in `request_header_map`.
     let status =
@@ -195,10 +205,20 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
         OK if !data.is_null() => Some(unsafe { owned(data, size) }),
         OK | NOT_FOUND => None,
         other => {
-            log::debug!("warden: property {} unreadable: status {other}", path.join("."));
+            log::debug!(
+                "warden: property {} unreadable: status {other}",
+                serialized.replace('\0', ".")
+            );
             None
         }
     }
+}
+
+/// Envoy's id of the current stream's downstream connection (unique within the process).
+pub fn connection_id() -> Option<u64> {
+    let raw = property_path(CONNECTION_ID)?;
+    let bytes: [u8; 8] = raw.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
 }
 
 /// Stores a string in filter state (`set_property`), which access logs read as
@@ -311,6 +331,12 @@ pub fn increment(metric_id: u32) {
 pub fn add(metric_id: u32, offset: i64) {
     // SAFETY: no pointers. A failure only loses a count.
     let _ = unsafe { proxy_increment_metric(metric_id, offset) };
+}
+
+/// Sets a gauge.
+pub fn record(metric_id: u32, value: u64) {
+    // SAFETY: no pointers. A failure only loses a reading.
+    let _ = unsafe { proxy_record_metric(metric_id, value) };
 }
 
 /// Calls a foreign function the host registered (Envoy's `verify_signature`).

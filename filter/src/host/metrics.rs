@@ -92,9 +92,36 @@ impl Metrics {
         self.bump(format!("warden_jwks_fetches_total;.issuer=.={issuer};.;result=.={result};.;"));
     }
 
+    /// A request refused for its client certificate (`reason`: `multiple_uri_sans`).
+    pub fn peer_refused(&self, reason: &str) {
+        self.bump(format!("warden_peer_refusals_total;.reason=.={reason};.;"));
+    }
+
+    /// A decision in which rules read an attribute Warden could not learn, and failed closed
+    /// (`reason`: `direct_peer_unknown`, `peer_certificate_unreadable`).
+    pub fn fail_closed(&self, reason: &str) {
+        self.bump(format!("warden_fail_closed_total;.reason=.={reason};.;"));
+    }
+
     /// A request waited for keys (`outcome`: `resumed` or `timed_out`).
     pub fn key_wait(&self, outcome: &str) {
         self.bump(format!("warden_key_waits_total;.outcome=.={outcome};.;"));
+    }
+}
+
+/// `warden_policies{plugin, status}`: how the configuration's policies stand for this
+/// sidecar, set when a configuration is accepted. `applied` are enforced exactly;
+/// `fail_closed` are applied but not exactly enforceable (CUSTOM, conditions a Wasm filter
+/// cannot evaluate): their rules fail closed; `ignored` carry `targetRefs`, which sidecars
+/// ignore. Gauges, so every worker VM setting them agrees and a reload replaces them.
+pub fn configured_policies(plugin: &str, applied: usize, fail_closed: usize, ignored: usize) {
+    for (status, count) in
+        [("applied", applied), ("fail_closed", fail_closed), ("ignored", ignored)]
+    {
+        let name = format!("warden_policies;.plugin=.={plugin};.;status=.={status};.;");
+        if let Some(id) = abi::define_gauge(&name) {
+            abi::record(id, u64::try_from(count).unwrap_or(u64::MAX));
+        }
     }
 }
 

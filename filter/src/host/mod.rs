@@ -7,6 +7,7 @@
 //! the verdict. All host calls made on the request path are in [`abi`], as typed results.
 
 mod abi;
+mod connection;
 mod crypto;
 mod http;
 mod metrics;

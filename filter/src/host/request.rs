@@ -1,50 +1,158 @@
 //! Reading a request from Envoy: the header map in one host call, and only the connection
-//! properties the compiled policies need.
+//! properties the compiled policies need, read once per connection.
 //!
 //! [`RequestData`] owns what was read, so a request that waits for keys can be decided again
 //! later from the root context without asking Envoy twice.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use super::abi::{self, HostError};
+use super::connection::{DIRECT_PEER_PATH, DIRECT_REMOTE_ADDRESS_PATH};
+use crate::authz::Needs;
+use crate::certificate;
 use crate::config::plugin::PeerIdentity;
 use crate::config::wire;
-use crate::enforcer::Enforcer;
-use crate::request::{Connection, Peer, Request};
+use crate::request::{ip_of_address, Connection, Observed, Peer, Request};
 use crate::xfcc;
 
-/// What was read of one request.
-pub struct RequestData {
-    header_map: Vec<u8>,
-    /// The first URI SAN (`peerIdentity: uriSan`); in `xfcc` mode the peer comes from the headers.
-    uri_san: Option<Vec<u8>>,
-    source_ip: Option<IpAddr>,
+/// What Envoy told Warden about one downstream connection. It cannot change while the
+/// connection lives, so it is read on the connection's first request and cached.
+#[derive(Debug)]
+pub struct ConnectionFacts {
+    /// The direct peer's address, handed over by Warden's network filter
+    /// (`source.ip`, `ipBlocks`).
+    direct_peer: Observed<IpAddr>,
+    /// Every SAN of the verified client certificate, and its subject.
+    peer: Observed<Peer>,
     destination_ip: Option<IpAddr>,
     destination_port: Option<u16>,
     sni: Option<Vec<u8>>,
+    /// Why the certificate could not be read, for the log.
+    pub certificate_error: Option<certificate::CertificateError>,
 }
 
-impl RequestData {
-    /// Reads the request of the current context.
-    pub fn read(enforcer: &Enforcer) -> Result<RequestData, HostError> {
-        let needs = enforcer.needs();
-        let header_map = abi::request_header_map()?;
-        let uri_san = (needs.peer && enforcer.peer_identity() == PeerIdentity::UriSan)
-            .then(|| abi::property(&["connection", "uri_san_peer_certificate"]))
-            .flatten();
-        // `source.address` is Envoy's downstream remote address; with our connection managers'
-        // `use_remote_address: true` and no trusted hops it is the TCP peer, so `source.ip` and
-        // `remote.ip` agree (see docs/compatibility.md).
-        let source_ip = (needs.source_ip || needs.remote_ip)
-            .then(|| abi::ip_property(&["source", "address"]))
-            .flatten();
+impl ConnectionFacts {
+    /// Reads what `needs` asks for from the current stream's connection.
+    fn read(needs: &Needs, peer_identity: PeerIdentity) -> ConnectionFacts {
+        let direct_peer = if needs.source_ip {
+            // Envoy's own set_filter_state network filter, or Warden's (role: connection).
+            let handed_over = abi::property_path(DIRECT_REMOTE_ADDRESS_PATH)
+                .or_else(|| abi::property_path(DIRECT_PEER_PATH));
+            match handed_over {
+                // An address that is not an IP (a Unix socket peer) is absent, as for RBAC.
+                Some(address) => Observed::from_option(ip_of_address(&address)),
+                None => Observed::Unknown,
+            }
+        } else {
+            Observed::Unknown
+        };
+        let mut certificate_error = None;
+        let peer = if needs.peer && peer_identity == PeerIdentity::Certificate {
+            match abi::property(&["connection", "peer_certificate"]) {
+                None => Observed::Absent,
+                Some(pem) => match certificate::parse_pem(&pem) {
+                    Ok(mut peer) => {
+                        peer.subject = abi::property(&["connection", "subject_peer_certificate"]);
+                        Observed::Known(peer)
+                    }
+                    Err(error) => {
+                        certificate_error = Some(error);
+                        Observed::Unknown
+                    }
+                },
+            }
+        } else {
+            Observed::Absent
+        };
         let destination_ip =
             needs.destination_ip.then(|| abi::ip_property(&["destination", "address"])).flatten();
         let destination_port =
             needs.destination_port.then(|| abi::port_property(&["destination", "port"])).flatten();
         let sni =
             needs.sni.then(|| abi::property(&["connection", "requested_server_name"])).flatten();
-        Ok(RequestData { header_map, uri_san, source_ip, destination_ip, destination_port, sni })
+        ConnectionFacts {
+            direct_peer,
+            peer,
+            destination_ip,
+            destination_port,
+            sni,
+            certificate_error,
+        }
+    }
+}
+
+/// Connections seen by one worker, by Envoy's connection id. Ids only grow within an Envoy
+/// process, so when the cache is full the oldest connection goes first; a connection evicted
+/// while still open is simply read again.
+#[derive(Default)]
+pub struct ConnectionCache {
+    by_id: BTreeMap<u64, Rc<ConnectionFacts>>,
+}
+
+/// Connections a worker remembers (a few hundred bytes each).
+const MAX_CONNECTIONS: usize = 4096;
+
+impl ConnectionCache {
+    /// The facts of the current stream's connection: cached, or read now. `None` as the second
+    /// value when they were read now (so the caller can log what went wrong once).
+    fn facts(&mut self, needs: &Needs, peer_identity: PeerIdentity) -> (Rc<ConnectionFacts>, bool) {
+        let Some(id) = abi::connection_id() else {
+            // No id: read it every time rather than guess.
+            return (Rc::new(ConnectionFacts::read(needs, peer_identity)), true);
+        };
+        if let Some(facts) = self.by_id.get(&id) {
+            return (facts.clone(), false);
+        }
+        let facts = Rc::new(ConnectionFacts::read(needs, peer_identity));
+        if self.by_id.len() >= MAX_CONNECTIONS {
+            self.by_id.pop_first();
+        }
+        self.by_id.insert(id, facts.clone());
+        (facts, true)
+    }
+}
+
+/// Whether a connection-level attribute must be read at all.
+fn reads_connection(needs: &Needs, peer_identity: PeerIdentity) -> bool {
+    needs.source_ip
+        || (needs.peer && peer_identity == PeerIdentity::Certificate)
+        || needs.destination_ip
+        || needs.destination_port
+        || needs.sni
+}
+
+/// What was read of one request.
+pub struct RequestData {
+    header_map: Vec<u8>,
+    connection: Option<Rc<ConnectionFacts>>,
+    /// `source.address`: Envoy's trusted client address (`remote.ip`, `remoteIpBlocks`).
+    remote_ip: Option<IpAddr>,
+}
+
+impl RequestData {
+    /// Reads the request of the current context. The second value says whether the
+    /// connection's facts were read just now (its first request, or evicted meanwhile).
+    pub fn read(
+        needs: &Needs,
+        peer_identity: PeerIdentity,
+        cache: &mut ConnectionCache,
+    ) -> Result<(RequestData, Option<Rc<ConnectionFacts>>), HostError> {
+        let header_map = abi::request_header_map()?;
+        let (connection, fresh) = if reads_connection(needs, peer_identity) {
+            let (facts, fresh) = cache.facts(needs, peer_identity);
+            (Some(facts), fresh)
+        } else {
+            (None, false)
+        };
+        let remote_ip = needs
+            .remote_ip
+            .then(|| abi::property_path(abi::SOURCE_ADDRESS))
+            .flatten()
+            .and_then(|address| ip_of_address(&address));
+        let new = fresh.then(|| connection.clone()).flatten();
+        Ok((RequestData { header_map, connection, remote_ip }, new))
     }
 
     /// Runs `decide` on the request view. `None` if the header map Envoy gave is malformed.
@@ -54,14 +162,8 @@ impl RequestData {
         decide: impl FnOnce(&Request<'_>) -> R,
     ) -> Option<R> {
         let headers = wire::pairs(&self.header_map)?;
-        let pseudo =
-            |name: &[u8]| headers.iter().find(|(n, _)| *n == name).map_or(&b""[..], |(_, v)| *v);
-        let (method, path, host) = (pseudo(b":method"), pseudo(b":path"), pseudo(b":authority"));
-
         let xfcc_peer;
-        let xfcc_uris: Vec<&[u8]>;
-        let xfcc_dns: Vec<&[u8]>;
-        let first_uri: [&[u8]; 1];
+        let facts = self.connection.as_deref();
         let peer = match peer_identity {
             PeerIdentity::Xfcc => {
                 xfcc_peer = xfcc::current_peer(
@@ -70,41 +172,22 @@ impl RequestData {
                         .filter(|(n, _)| *n == b"x-forwarded-client-cert")
                         .map(|(_, v)| *v),
                 );
-                match &xfcc_peer {
-                    Some(details) => {
-                        xfcc_uris = details.uri_sans.iter().map(Vec::as_slice).collect();
-                        xfcc_dns = details.dns_sans.iter().map(Vec::as_slice).collect();
-                        Some(Peer {
-                            uri_sans: &xfcc_uris,
-                            dns_sans: &xfcc_dns,
-                            subject: details.subject.as_deref(),
-                        })
-                    }
-                    None => None,
-                }
+                Observed::from_option(xfcc_peer.as_ref())
             }
-            PeerIdentity::UriSan => match &self.uri_san {
-                Some(uri) => {
-                    first_uri = [uri.as_slice()];
-                    Some(Peer { uri_sans: &first_uri, dns_sans: &[], subject: None })
-                }
-                None => None,
+            PeerIdentity::Certificate => match facts.map(|f| &f.peer) {
+                Some(Observed::Known(peer)) => Observed::Known(peer),
+                Some(Observed::Unknown) => Observed::Unknown,
+                Some(Observed::Absent) | None => Observed::Absent,
             },
         };
-        let request = Request {
-            method,
-            path,
-            host,
-            headers: &headers,
-            connection: Connection {
-                peer,
-                source_ip: self.source_ip,
-                remote_ip: self.source_ip,
-                destination_ip: self.destination_ip,
-                destination_port: self.destination_port,
-                sni: self.sni.as_deref(),
-            },
+        let connection = Connection {
+            peer,
+            source_ip: facts.map_or(Observed::Unknown, |f| f.direct_peer),
+            remote_ip: self.remote_ip,
+            destination_ip: facts.and_then(|f| f.destination_ip),
+            destination_port: facts.and_then(|f| f.destination_port),
+            sni: facts.and_then(|f| f.sni.as_deref()),
         };
-        Some(decide(&request))
+        Some(decide(&Request::from_header_map(&headers, connection)))
     }
 }

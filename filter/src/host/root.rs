@@ -4,14 +4,16 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
 
 use super::abi;
+use super::connection::WardenConnection;
 use super::http::WardenHttp;
 use super::metrics::VmMemory;
 use super::worker::{HostShared, Worker};
 use crate::authn::MAX_JWKS_BYTES;
+use crate::config::plugin::Role;
 use crate::config::Workload;
 use crate::enforcer::{self, Enforcer};
 use crate::keystore::{Fetch, Progress};
@@ -24,6 +26,8 @@ const BUSY_TICK: Duration = Duration::from_millis(50);
 /// One per worker VM and plugin configuration (a configuration update makes a new one).
 pub struct WardenRoot {
     context_id: u32,
+    /// The HTTP filter, or the network filter (`role: connection`).
+    role: Role,
     worker: Option<Rc<Worker>>,
     /// Dispatched fetches: HTTP call token → key store fetch id.
     calls: HashMap<u32, u64>,
@@ -32,7 +36,13 @@ pub struct WardenRoot {
 
 impl WardenRoot {
     pub fn new(context_id: u32) -> Self {
-        WardenRoot { context_id, worker: None, calls: HashMap::new(), tick: Duration::ZERO }
+        WardenRoot {
+            context_id,
+            role: Role::Http,
+            worker: None,
+            calls: HashMap::new(),
+            tick: Duration::ZERO,
+        }
     }
 
     /// Starts the fetches the key store asks for, and keeps the tick period fitting.
@@ -138,8 +148,31 @@ impl RootContext for WardenRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         follow_host_log_level();
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let result = enforcer::parse_plugin_config(&bytes)
-            .and_then(|config| Enforcer::new(&config, node_workload()));
+        let config = match enforcer::parse_plugin_config(&bytes) {
+            Ok(config) => config,
+            Err(errors) => {
+                log::error!("warden: configuration refused: {errors}");
+                return false;
+            }
+        };
+        if config.role == Role::Connection {
+            return match enforcer::check_connection_role(&config) {
+                Ok(()) => {
+                    self.role = Role::Connection;
+                    super::connection::declare_direct_peer_property();
+                    log::info!(
+                        "warden: network filter: hands each connection's direct peer address to \
+                         the HTTP filter (for ipBlocks and source.ip)"
+                    );
+                    true
+                }
+                Err(errors) => {
+                    log::error!("warden: configuration refused: {errors}");
+                    false
+                }
+            };
+        }
+        let result = Enforcer::new(&config, node_workload());
         match result {
             Ok(enforcer) => {
                 let needs = enforcer.needs();
@@ -155,6 +188,7 @@ impl RootContext for WardenRoot {
                     needs.destination_port,
                     needs.sni,
                 );
+                report_policies(&enforcer);
                 if self.worker.is_none() {
                     VmMemory::root_started();
                 }
@@ -181,9 +215,40 @@ impl RootContext for WardenRoot {
         Some(Box::new(WardenHttp::new(context_id, self.worker.clone())))
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(WardenConnection))
     }
+
+    /// Decided by the configuration's `role`: Envoy asks for a context of this type for every
+    /// stream (HTTP filter) or connection (network filter).
+    fn get_type(&self) -> Option<ContextType> {
+        Some(match self.role {
+            Role::Http => ContextType::HttpContext,
+            Role::Connection => ContextType::StreamContext,
+        })
+    }
+}
+
+/// Says which policies the configuration ignores and which fail closed (logged at every
+/// configuration, by every worker VM), and sets the `warden_policies` gauges.
+fn report_policies(enforcer: &Enforcer) {
+    for (object, why) in enforcer.ignored() {
+        log::warn!("warden: {object} is ignored: {why}");
+    }
+    let mut fail_closed = 0;
+    for (policy, why) in enforcer.unenforceable() {
+        fail_closed += 1;
+        log::warn!(
+            "warden: AuthorizationPolicy {}/{} applies to this workload and fails closed: {why}",
+            policy.namespace,
+            policy.name
+        );
+    }
+    let plugin = abi::property(&["plugin_name"])
+        .and_then(|name| String::from_utf8(name).ok())
+        .unwrap_or_else(|| "warden".to_string());
+    let applied = enforcer.authz().policies().len() - fail_closed;
+    super::metrics::configured_policies(&plugin, applied, fail_closed, enforcer.ignored().len());
 }
 
 /// Logs below Envoy's level for Wasm are never formatted or sent: each one would cost a host

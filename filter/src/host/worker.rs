@@ -12,9 +12,9 @@ use proxy_wasm::types::Action;
 use super::abi;
 use super::crypto::HostCrypto;
 use super::metrics::{self, Metrics};
-use super::request::RequestData;
+use super::request::{ConnectionCache, RequestData};
 use crate::authn::{PureRust, SignatureVerifier, SourceId, TokenCache};
-use crate::authz::{DryRunAllow, Reason, RuleRef};
+use crate::authz::{DryRunAllow, Reason, RuleRef, Unknowns};
 use crate::config::plugin::{Crypto, DecisionLog};
 use crate::enforcer::{Allow, Cause, Deny, Enforcer, Verdict};
 use crate::keystore::{KeyStore, SharedStore};
@@ -60,6 +60,9 @@ pub struct Worker {
     use_host_crypto: bool,
     pub metrics: Metrics,
     waiting: RefCell<Vec<Waiting>>,
+    connections: RefCell<ConnectionCache>,
+    /// The kinds of unknown attribute already logged by this worker (each is logged once).
+    logged_unknowns: std::cell::Cell<Unknowns>,
 }
 
 impl Worker {
@@ -80,6 +83,8 @@ impl Worker {
             enforcer: Rc::new(enforcer),
             metrics: Metrics::default(),
             waiting: RefCell::new(Vec::new()),
+            connections: RefCell::new(ConnectionCache::default()),
+            logged_unknowns: std::cell::Cell::new(Unknowns::default()),
         }
     }
 
@@ -107,8 +112,22 @@ impl Worker {
         if self.enforcer.is_passthrough() {
             return Step(Action::Continue);
         }
-        let data = match RequestData::read(&self.enforcer) {
-            Ok(data) => data,
+        let peer_identity = self.enforcer.peer_identity();
+        let read = RequestData::read(
+            &self.enforcer.needs(),
+            peer_identity,
+            &mut self.connections.borrow_mut(),
+        );
+        let data = match read {
+            Ok((data, fresh)) => {
+                if let Some(error) = fresh.as_ref().and_then(|f| f.certificate_error.as_ref()) {
+                    log::warn!(
+                        "warden: the peer certificate of a connection cannot be read ({error}): \
+                         policies that name identities fail closed on it"
+                    );
+                }
+                data
+            }
             Err(error) => {
                 log::error!("warden: cannot read the request headers ({error}): refused");
                 fail_closed();
@@ -117,7 +136,6 @@ impl Worker {
         };
         // Only tokens need the time (a host call): an authorization-only configuration skips it.
         let now = if self.enforcer.authenticates() { abi::now_millis() } else { 0 };
-        let peer_identity = self.enforcer.peer_identity();
         let outcome = data.with_request(peer_identity, |request| {
             let verdict = self.check(request, now);
             match verdict {
@@ -236,6 +254,7 @@ impl Worker {
             self.count_policy(rule, "allowed");
         }
         self.count_side_effects(&allow.decision);
+        self.count_unknowns(allow.decision.unknowns);
         self.record(request, verdict);
         Action::Continue
     }
@@ -250,6 +269,11 @@ impl Worker {
                     self.count_policy(rule, "denied");
                 }
                 self.count_side_effects(decision);
+                self.count_unknowns(decision.unknowns);
+            }
+            Cause::Peer(refusal) => {
+                self.metrics.request(metrics::Decision::Denied);
+                self.metrics.peer_refused(refusal.label());
             }
             Cause::Unauthenticated(failure) => {
                 self.metrics.request(metrics::Decision::Unauthenticated);
@@ -279,6 +303,40 @@ impl Worker {
         }
         if let DryRunAllow::Matched(rule) = decision.dry_run_allow {
             self.count_policy(rule, "dry_run_allowed");
+        }
+    }
+
+    /// A decision in which rules read attributes Warden could not learn (and failed closed):
+    /// counted every time, logged once per worker and kind.
+    fn count_unknowns(&self, unknowns: Unknowns) {
+        if unknowns.is_empty() {
+            return;
+        }
+        for label in unknowns.labels() {
+            self.metrics.fail_closed(label);
+        }
+        let logged = self.logged_unknowns.get();
+        if logged.contains(unknowns) {
+            return;
+        }
+        self.logged_unknowns.set(logged.with(unknowns));
+        if unknowns.contains(Unknowns::DIRECT_PEER) && !logged.contains(Unknowns::DIRECT_PEER) {
+            log::warn!(
+                "warden: policies read ipBlocks or source.ip, and the direct peer's address was \
+                 not handed over: deploy Warden's network filter (role: connection) before the \
+                 HTTP connection manager. Until then those rules fail closed (an ALLOW rule \
+                 does not match, a DENY rule does); counted in \
+                 warden_fail_closed_total{{reason=\"direct_peer_unknown\"}}"
+            );
+        }
+        if unknowns.contains(Unknowns::PEER_CERTIFICATE)
+            && !logged.contains(Unknowns::PEER_CERTIFICATE)
+        {
+            log::warn!(
+                "warden: a peer certificate could not be read: rules that name identities fail \
+                 closed on its requests; counted in \
+                 warden_fail_closed_total{{reason=\"peer_certificate_unreadable\"}}"
+            );
         }
     }
 
