@@ -418,7 +418,16 @@ EOF
   t "curl -H 'X-Forwarded-For: 10.1.2.3' http://127.0.0.1:$BACKEND_PLAINTEXT_PORT/internal/status" "403: allow-ops-network sees the TCP peer (127.0.0.1), not the header"
   t "curl $TLS $B/api/orders" "fails: without a client certificate the TLS handshake is refused"
   t "curl $TLS --cert $L/outsider/tls.crt --key $L/outsider/tls.key $B/api/orders" "fails: frontend's SPIFFE ID, but signed by a CA the mesh does not trust"
-  t "curl $TLS --cert $L/multi-san/tls.crt --key $L/multi-san/tls.key $B/api/orders" "403: the second URI SAN is in rogue, and quarantine-rogue sees every SAN"
+  t "curl $TLS --cert $L/multi-san/tls.crt --key $L/multi-san/tls.key $B/api/orders" "403: two URI SANs (frontend, then intruder's): refused, an X.509-SVID has one"
+  cat <<EOF
+
+Istio's own sidecar settings (backend :$BACKEND_ISTIO_PORT: X-Forwarded-For sets the client address)
+EOF
+  local BI="https://backend.api.svc.cluster.local:$BACKEND_ISTIO_PORT"
+  local TI="--cacert $L/ca/ca.crt --resolve backend.api.svc.cluster.local:$BACKEND_ISTIO_PORT:127.0.0.1 --cert $L/frontend/tls.crt --key $L/frontend/tls.key"
+  t "curl $TI -H 'X-Forwarded-For: 8.8.8.8' $BI/ops/status" "200: ipBlocks 127.0.0.0/8 sees the TCP peer, handed over by Warden's network filter"
+  t "curl $TI -H 'X-Forwarded-For: 8.8.8.8' $BI/ops/locked" "403: deny-ops-locked on the direct peer; the forwarded address changes nothing"
+  t "curl $TI -H 'x-role: user' -H 'x-role: admin' $BI/api/orders" "403: deny-admin-role-header tries each value of a repeated header"
   cat <<EOF
 
 Live changes, no restarts

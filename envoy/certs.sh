@@ -16,7 +16,9 @@
 #                                  (outsider-ca/): TLS must refuse it before any policy runs
 #   multi-san/                     mesh-signed, two URI SANs: frontend first, intruder second.
 #                                  Envoy's `connection.uri_san_peer_certificate` shows only the
-#                                  first; a DENY on the second must still apply (threats.md)
+#                                  first; Warden reads them all and refuses the certificate (an
+#                                  X.509-SVID has exactly one URI SAN)
+#   dns-only/                      mesh-signed, a DNS SAN and no URI SAN: no SPIFFE identity
 #   expired/                       frontend's identity, mesh-signed, expired an hour ago
 #
 # Each certificate directory is laid out as Kubernetes mounts a Secret: tls.crt and tls.key are
@@ -145,6 +147,7 @@ spec() {
   done
   printf 'outsider|outsider-ca|URI:%s|0|%s\n' "$(spiffe web frontend)" "$hours"
   printf 'multi-san|ca|URI:%s,URI:%s|0|%s\n' "$(spiffe web frontend)" "$(spiffe rogue intruder)" "$hours"
+  printf 'dns-only|ca|DNS:frontend.web.svc.cluster.local|0|%s\n' "$hours"
   printf 'expired|ca|URI:%s|-7200|3600\n' "$(spiffe web frontend)"
 }
 

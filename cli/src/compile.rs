@@ -208,6 +208,63 @@ fn wasm_filter(plugin_config: &Value, options: &EcdsOptions) -> Value {
     })
 }
 
+/// The network filter (`envoy.filters.network.wasm`) that loads the same module with
+/// `role: connection`, before the HTTP connection manager: it hands each connection's direct
+/// peer address to the HTTP filter, for `ipBlocks` and `source.ip`. Same `vm_id` and code as
+/// the HTTP filter, so both run in one VM per worker.
+pub fn connection_filter(options: &EcdsOptions) -> Value {
+    json!({
+        "name": format!("{}.connection", options.name),
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+            "config": {
+                "name": format!("{}.connection", options.name),
+                "root_id": format!("{}.connection", options.name),
+                "vm_config": {
+                    "vm_id": options.vm_id,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": options.wasm}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": CONNECTION_ROLE_CONFIG,
+                },
+                "failure_policy": "FAIL_CLOSED",
+            }
+        }
+    })
+}
+
+/// The network filter's whole plugin configuration.
+pub const CONNECTION_ROLE_CONFIG: &str = r#"{"role":"connection"}"#;
+
+/// Whether any of the policies reads the direct peer's address (`ipBlocks`, `notIpBlocks`,
+/// `source.ip`), so that the sidecars need the network filter.
+pub fn needs_direct_peer(policies: &[warden::authz::Policy]) -> bool {
+    policies.iter().any(|p| p.needs().source_ip)
+}
+
+/// The network `WasmPlugin` (Istio 1.20+, `type: NETWORK`): the same module in the role that
+/// hands the direct peer's address to the HTTP filter. Istio puts NETWORK plugins of an inbound
+/// HTTP chain before its connection manager, in any phase
+/// (`pilot/pkg/networking/core/listener_inbound.go` `buildInboundNetworkFiltersForHTTP`).
+pub fn connection_wasm_plugin(options: &EcdsOptions, namespace: &str) -> Value {
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": {"name": format!("{}-connection", options.name), "namespace": namespace},
+        "spec": {
+            "url": options.wasm,
+            "pluginName": format!("{}.connection", options.name),
+            "type": "NETWORK",
+            "phase": "AUTHN",
+            "failStrategy": "FAIL_CLOSE",
+            "match": [{"mode": "SERVER"}],
+            "pluginConfig": {"role": "connection"},
+        }
+    })
+}
+
 /// An Istio `WasmPlugin` in `namespace` (the root namespace: every sidecar of the mesh) that
 /// loads the module from `options.wasm` (a `file://`, `oci://` or `https://` URL) for inbound
 /// traffic, with the plugin configuration as `pluginConfig` (Istio hands it to the module as a
@@ -233,34 +290,51 @@ pub fn wasm_plugin(plugin_config: &Value, options: &EcdsOptions, namespace: &str
 }
 
 /// An Istio `EnvoyFilter` in `namespace` inserting the Wasm filter before the router of every
-/// sidecar's inbound HTTP connection manager (for Istio releases without `WasmPlugin`).
-pub fn envoy_filter(plugin_config: &Value, options: &EcdsOptions, namespace: &str) -> Value {
+/// sidecar's inbound HTTP connection manager (for Istio releases without `WasmPlugin`), and,
+/// with `direct_peer`, the network filter before the connection manager.
+pub fn envoy_filter(
+    plugin_config: &Value,
+    options: &EcdsOptions,
+    namespace: &str,
+    direct_peer: bool,
+) -> Value {
+    let hcm = "envoy.filters.network.http_connection_manager";
+    let mut patches = vec![json!({
+        "applyTo": "HTTP_FILTER",
+        "match": {
+            "context": "SIDECAR_INBOUND",
+            "listener": {"filterChain": {"filter": {
+                "name": hcm,
+                "subFilter": {"name": "envoy.filters.http.router"},
+            }}},
+        },
+        "patch": {
+            "operation": "INSERT_BEFORE",
+            "value": {"name": options.name, "typed_config": wasm_filter(plugin_config, options)},
+        },
+    })];
+    if direct_peer {
+        patches.push(json!({
+            "applyTo": "NETWORK_FILTER",
+            "match": {
+                "context": "SIDECAR_INBOUND",
+                "listener": {"filterChain": {"filter": {"name": hcm}}},
+            },
+            "patch": {"operation": "INSERT_BEFORE", "value": connection_filter(options)},
+        }));
+    }
     json!({
         "apiVersion": "networking.istio.io/v1alpha3",
         "kind": "EnvoyFilter",
         "metadata": {"name": options.name, "namespace": namespace},
-        "spec": {
-            "configPatches": [{
-                "applyTo": "HTTP_FILTER",
-                "match": {
-                    "context": "SIDECAR_INBOUND",
-                    "listener": {"filterChain": {"filter": {
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "subFilter": {"name": "envoy.filters.http.router"},
-                    }}},
-                },
-                "patch": {
-                    "operation": "INSERT_BEFORE",
-                    "value": {"name": options.name, "typed_config": wasm_filter(plugin_config, options)},
-                },
-            }]
-        }
+        "spec": {"configPatches": patches}
     })
 }
 
 /// Renders the output: pretty JSON for `plugin-config`; for the others YAML with a header
 /// saying where it came from, or pretty JSON when `json` (for tools without a YAML parser;
 /// Envoy reads both). `namespace` is where the Istio manifests go.
+#[allow(clippy::too_many_arguments)]
 pub fn render(
     format: Format,
     plugin_config: &Value,
@@ -268,37 +342,69 @@ pub fn render(
     namespace: &str,
     inputs: &[String],
     json: bool,
+    direct_peer: bool,
 ) -> Result<String> {
     let command = format!("warden compile {} --format {}", inputs.join(" "), format.name());
-    let (manifest, notes) = match format {
+    let (manifests, notes) = match format {
         Format::PluginConfig => {
             let mut text = serde_json::to_string_pretty(plugin_config)?;
             text.push('\n');
             return Ok(text);
         }
         Format::Ecds => (
-            ecds_resource(plugin_config, options),
-            "# Envoy watches this file (filesystem ECDS); replacing it reloads every sidecar.\n",
+            vec![ecds_resource(plugin_config, options)],
+            if direct_peer {
+                "# Envoy watches this file (filesystem ECDS); replacing it reloads every sidecar.\n\
+                 # The policies read ipBlocks or source.ip: each inbound listener needs the\n\
+                 # network filter that hands over the direct peer's address before its HTTP\n\
+                 # connection manager (envoy/README.md, docs/compatibility.md#addresses).\n"
+            } else {
+                "# Envoy watches this file (filesystem ECDS); replacing it reloads every sidecar.\n"
+            },
         ),
-        Format::Wasmplugin => (
-            wasm_plugin(plugin_config, options, namespace),
-            "# Warden for every sidecar of an Istio 1.12+ mesh, with the policies in pluginConfig.\n\
-             # Do not also `kubectl apply` the same AuthorizationPolicy and RequestAuthentication\n\
-             # objects, or Istio enforces them a second time with its native filters.\n",
-        ),
+        Format::Wasmplugin => {
+            let mut manifests = vec![wasm_plugin(plugin_config, options, namespace)];
+            if direct_peer {
+                manifests.push(connection_wasm_plugin(options, namespace));
+            }
+            (
+                manifests,
+                if direct_peer {
+                    "# Warden for every sidecar of an Istio 1.20+ mesh, with the policies in\n\
+                     # pluginConfig, and (the policies read ipBlocks or source.ip) the same\n\
+                     # module as a NETWORK plugin that hands the direct peer's address over.\n\
+                     # Do not also `kubectl apply` the same AuthorizationPolicy and\n\
+                     # RequestAuthentication objects, or Istio enforces them a second time.\n"
+                } else {
+                    "# Warden for every sidecar of an Istio 1.12+ mesh, with the policies in pluginConfig.\n\
+                     # Do not also `kubectl apply` the same AuthorizationPolicy and RequestAuthentication\n\
+                     # objects, or Istio enforces them a second time with its native filters.\n"
+                },
+            )
+        }
         Format::Envoyfilter => (
-            envoy_filter(plugin_config, options, namespace),
+            vec![envoy_filter(plugin_config, options, namespace, direct_peer)],
             "# For Istio releases without WasmPlugin: inserts Warden into every sidecar's inbound\n\
              # HTTP filters. Use this or the WasmPlugin, never both.\n",
         ),
         Format::EnvoyNative => bail!("envoy-native is rendered by crate::native::compile"),
     };
     if json {
+        let manifest = match <[Value; 1]>::try_from(manifests) {
+            Ok([one]) => one,
+            Err(many) => json!({"apiVersion": "v1", "kind": "List", "items": many}),
+        };
         let mut text = serde_json::to_string_pretty(&manifest)?;
         text.push('\n');
         return Ok(text);
     }
-    let body = serde_yaml_ng::to_string(&manifest)?;
+    let mut body = String::new();
+    for (i, manifest) in manifests.iter().enumerate() {
+        if i > 0 {
+            body.push_str("---\n");
+        }
+        body.push_str(&serde_yaml_ng::to_string(manifest)?);
+    }
     Ok(format!("# Generated by `{command}`: do not edit.\n{notes}{body}"))
 }
 
@@ -307,6 +413,7 @@ mod tests {
     use super::*;
     use crate::analysis::{analyze, Analysis};
     use crate::k8s;
+    use serde::Deserialize;
     use std::path::Path;
 
     const POLICIES: &str = r#"
@@ -433,13 +540,21 @@ spec:
     fn rendered_ecds_yaml_reads_back_to_the_same_resource() {
         let config = plugin_config(policies(POLICIES), &PluginConfig::default(), None).unwrap();
         let options = EcdsOptions::default();
-        let text =
-            render(Format::Ecds, &config, &options, "istio-system", &["p.yaml".into()], false)
-                .unwrap();
+        let text = render(
+            Format::Ecds,
+            &config,
+            &options,
+            "istio-system",
+            &["p.yaml".into()],
+            false,
+            false,
+        )
+        .unwrap();
         assert!(text.starts_with("# Generated by `warden compile p.yaml --format ecds`"));
         let back: Value = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(back, ecds_resource(&config, &options));
-        let json = render(Format::Ecds, &config, &options, "istio-system", &[], true).unwrap();
+        let json =
+            render(Format::Ecds, &config, &options, "istio-system", &[], true, false).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), back);
     }
 
@@ -460,10 +575,39 @@ spec:
     }
 
     #[test]
+    fn a_direct_peer_adds_the_network_filter_in_every_istio_form() {
+        let config = plugin_config(vec![], &PluginConfig::default(), None).unwrap();
+        let options = EcdsOptions::default();
+        let filter = envoy_filter(&config, &options, "istio-system", true);
+        let network = &filter["spec"]["configPatches"][1];
+        assert_eq!(network["applyTo"], "NETWORK_FILTER");
+        assert_eq!(network["patch"]["operation"], "INSERT_BEFORE");
+        assert_eq!(
+            network["match"]["listener"]["filterChain"]["filter"]["name"],
+            "envoy.filters.network.http_connection_manager"
+        );
+        let wasm = &network["patch"]["value"]["typed_config"]["config"];
+        assert_eq!(wasm["configuration"]["value"], CONNECTION_ROLE_CONFIG);
+        // One VM per worker for both filters: same vm_id and code.
+        let http = &ecds_resource(&config, &options)["resources"][0]["typed_config"]["config"];
+        assert_eq!(wasm["vm_config"], http["vm_config"]);
+        let text = render(Format::Wasmplugin, &config, &options, "istio-system", &[], false, true)
+            .unwrap();
+        let plugins: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(plugins.len(), 2);
+        assert_eq!(plugins[1]["spec"]["type"], "NETWORK");
+        assert_eq!(plugins[1]["spec"]["pluginConfig"], json!({"role": "connection"}));
+        assert_eq!(plugins[1]["spec"]["url"], plugins[0]["spec"]["url"]);
+    }
+
+    #[test]
     fn envoy_filter_inserts_the_same_wasm_filter_before_the_inbound_router() {
         let config = plugin_config(vec![], &PluginConfig::default(), None).unwrap();
         let options = EcdsOptions::default();
-        let filter = envoy_filter(&config, &options, "istio-system");
+        let filter = envoy_filter(&config, &options, "istio-system", false);
+        assert_eq!(filter["spec"]["configPatches"].as_array().unwrap().len(), 1);
         let patch = &filter["spec"]["configPatches"][0];
         assert_eq!(patch["match"]["context"], "SIDECAR_INBOUND");
         assert_eq!(patch["patch"]["operation"], "INSERT_BEFORE");

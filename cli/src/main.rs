@@ -642,6 +642,9 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
         failure_policy: args.failure_policy,
     };
     let inputs: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+    let kept: Vec<_> = analysis.entries.iter().map(|e| e.object.clone()).collect();
+    let policies: Vec<_> =
+        analysis.policies.iter().filter(|p| kept.contains(p.object_ref())).cloned().collect();
     let text = compile::render(
         args.format,
         &config,
@@ -649,6 +652,7 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
         &args.namespace,
         &inputs,
         args.output.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e == "json")),
+        compile::needs_direct_peer(&policies),
     )?;
     output::emit(args.output.as_deref(), text.as_bytes())?;
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 # Workload identity: who may call whom, decided from the client certificate Envoy verified.
-# Policies: envoy/policies/{00,10,20,21,50}-*.yaml. The peer identity is read from
-# x-forwarded-client-cert (envoy/settings.yaml `peerIdentity: xfcc`), which the sidecars set
-# from the verified certificate (SANITIZE_SET).
+# Policies: envoy/policies/{00,10,20,21,50}-*.yaml. The peer identity is every SAN of the
+# verified client certificate, read on a connection's first request (`peerIdentity:
+# certificate`, the default).
 
 group "workload identity (mTLS)"
 
@@ -78,14 +78,32 @@ expect_equal "backend's ssl.fail_verify_error" "$((before + 1))" \
   "$(envoy_stat backend "listener.127.0.0.1_$BACKEND_INBOUND_PORT.ssl.fail_verify_error")"
 end
 
-# Envoy RBAC checks every URI SAN (AuthenticatedMatcher); `connection.uri_san_peer_certificate`
-# shows only the first, so this needs `peerIdentity: xfcc` (envoy-facts.md, threats.md).
-begin "a certificate with two URI SANs, frontend then intruder: 403, quarantine-rogue sees the second"
+# Envoy RBAC checks every URI SAN (AuthenticatedMatcher in Envoy 1.40
+# source/extensions/filters/common/rbac/matchers.cc); `connection.uri_san_peer_certificate` shows
+# only the first. Warden reads the whole certificate, and refuses one with several URI SANs (an
+# X.509-SVID has exactly one; docs/compatibility.md#peer-identity).
+begin "a certificate with two URI SANs, frontend then intruder: 403, refused before any policy"
+before="$(metric backend 'warden_peer_refusals_total{reason="multiple_uri_sans"}')"
 mtls multi-san "$BACKEND_INBOUND_PORT" "/api/orders?$TAG"
 expect_status 403
 expect_body "RBAC: access denied"
 expect_log backend 'peer="spiffe://cluster.local/ns/web/sa/frontend,spiffe://cluster.local/ns/rogue/sa/intruder"'
-expect_log backend 'warden="denied ns[istio-system]-policy[quarantine-rogue]-rule[0]"'
+expect_log backend '403 warden_peer_refused{multiple_uri_sans}'
+expect_log backend 'warden="denied peer_multiple_uri_sans"'
+expect_at_least "warden_peer_refusals_total{multiple_uri_sans}" "$((before + 1))" \
+  "$(metric backend 'warden_peer_refusals_total{reason="multiple_uri_sans"}')"
+end
+
+begin "the same certificate on the port with Istio's sidecar settings: 403, refused"
+mtls multi-san "$BACKEND_ISTIO_PORT" "/api/orders?$TAG"
+expect_status 403
+expect_log backend '403 warden_peer_refused{multiple_uri_sans}'
+end
+
+begin "a mesh certificate with a DNS SAN and no URI SAN: 403, no SPIFFE identity to allow"
+mtls dns-only "$BACKEND_INBOUND_PORT" "/api/orders?$TAG"
+expect_status 403
+expect_log backend 'warden="denied none"'
 end
 
 begin "a forged x-forwarded-client-cert from a valid peer is replaced by the verified one"
@@ -141,7 +159,8 @@ end
 group "addresses and header names"
 
 # allow-ops-network (envoy/policies/22-backend-ops-network.yaml) admits only 10.0.0.0/8 by
-# remote.ip; with use_remote_address and no trusted hops that is the TCP peer (127.0.0.1 here).
+# remote.ip; with the playground's use_remote_address and no trusted hops that is the TCP peer
+# (127.0.0.1 here). Under Istio's own settings it is not: see 15-addresses.sh.
 begin "spoofed X-Forwarded-For / Forwarded / X-Real-IP from the ops network, GET /internal/status: 403"
 http -H 'X-Forwarded-For: 10.1.2.3' -H 'Forwarded: for=10.1.2.3' -H 'X-Real-IP: 10.1.2.3' \
   -H 'X-Envoy-External-Address: 10.1.2.3' "$PLAIN/internal/status?$TAG"

@@ -169,13 +169,21 @@ expect_status 401
 expect_body "Jwt signature is an invalid Base64url encoded"
 end
 
-# The "Bearer " prefix is case-sensitive (extractor.cc value_str.find): "bearer <t>" holds no
-# token, so the request is anonymous; it is not authenticated either.
-begin "'bearer' in lower case with an admin token: no token found, so /admin/users gets 403"
+# The Bearer scheme is case-insensitive (RFC 7235 §2.1, RFC 6750 §2.1): "bearer <t>" carries a
+# token, which must verify. Envoy's extractor.cc finds the prefix case-sensitively and treats
+# such a request as anonymous, so an invalid token there passes as "no token"; Warden refuses it
+# (docs/compatibility.md#tokens).
+begin "'bearer' in lower case with an admin token: the token is read, /admin/users gets 200"
 http -H "Authorization: bearer $ADMIN_TOKEN" "$F2B/admin/users?$TAG"
-expect_status 403
-expect_no_header www-authenticate
-expect_log backend 'warden="denied none"'
+expect_status 200
+expect_log backend 'warden="allowed ns[api]-policy[admin-needs-token]-rule[0]"'
+end
+
+begin "'BEARER' in upper case with a forged token: 401, never passed as no token"
+http -H "Authorization: BEARER $(segment "$ADMIN_TOKEN" 0).$(segment "$ADMIN_TOKEN" 1).AAAA" "$F2B/api/orders?$TAG"
+expect_status 401
+expect_header_contains www-authenticate 'error="invalid_token"'
+expect_log backend 'warden="unauthenticated'
 end
 
 begin "Authorization: Basic on /api/orders: 200, not a bearer token, forwarded untouched"

@@ -1,7 +1,7 @@
 //! Envoy bootstrap configurations: every configuration gets the same listener shape (an
-//! inbound sidecar listener with Istio's connection-manager settings, answering with a
-//! `direct_response` so no upstream is measured); only the HTTP filters before the router
-//! differ.
+//! inbound sidecar listener answering with a `direct_response`, so no upstream is measured);
+//! only the filters differ, and the connection manager's settings: the playground's, or
+//! Istio's own sidecar inbound ones.
 
 use std::path::Path;
 
@@ -26,8 +26,51 @@ pub struct Listener {
     pub port: u16,
     /// Whether it requires a client certificate (mTLS, as a STRICT sidecar) or is plaintext.
     pub mtls: bool,
+    /// The connection manager's settings.
+    pub hcm: Hcm,
+    /// Network filters before the connection manager (Warden's `role: connection`).
+    pub network_filters: Vec<Value>,
     /// The HTTP filters before the router.
     pub filters: Vec<Value>,
+}
+
+/// The HTTP connection manager settings of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hcm {
+    /// The playground's sidecars: the TCP peer is the client (`use_remote_address: true`, no
+    /// trusted hops), XFCC replaced by the verified peer (SANITIZE_SET), Istio's strongest path
+    /// normalization (DECODE_AND_MERGE_SLASHES).
+    Playground,
+    /// What istiod writes for a sidecar's inbound connection manager
+    /// (`pilot/pkg/networking/core/listener_inbound.go` `buildSidecarInboundHTTPOpts`,
+    /// `listener_builder.go` `buildHTTPConnectionManager`, `util/proxy_headers.go`):
+    /// `use_remote_address: false` (the client address is the last X-Forwarded-For entry),
+    /// XFCC APPEND_FORWARD, path normalization DEFAULT (no slash merging, escaped slashes kept).
+    Istio,
+}
+
+impl Hcm {
+    /// The settings, as connection-manager fields.
+    fn settings(self) -> Value {
+        match self {
+            Hcm::Playground => json!({
+                "normalize_path": true,
+                "merge_slashes": true,
+                "path_with_escaped_slashes_action": "UNESCAPE_AND_FORWARD",
+                "use_remote_address": true,
+                "xff_num_trusted_hops": 0,
+                "forward_client_cert_details": "SANITIZE_SET",
+                "set_current_client_cert_details": { "subject": true, "dns": true, "uri": true },
+            }),
+            Hcm::Istio => json!({
+                "normalize_path": true,
+                "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+                "use_remote_address": false,
+                "forward_client_cert_details": "APPEND_FORWARD",
+                "set_current_client_cert_details": { "subject": true, "dns": true, "uri": true },
+            }),
+        }
+    }
 }
 
 /// A bootstrap with an admin interface on `admin_port` and `listeners`.
@@ -51,21 +94,12 @@ fn listener(listener: &Listener, tls: &Tls<'_>) -> Value {
         "name": "envoy.filters.http.router",
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
     }));
-    let connection_manager = json!({
+    let mut connection_manager = json!({
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": listener.name,
             "codec_type": "AUTO",
-            // What Istio's inbound sidecar listeners set, and the playground's sidecars: the path
-            // is normalized before any filter sees it; the peer's certificate is forwarded.
-            "normalize_path": true,
-            "merge_slashes": true,
-            "path_with_escaped_slashes_action": "UNESCAPE_AND_FORWARD",
-            "use_remote_address": true,
-            "xff_num_trusted_hops": 0,
-            "forward_client_cert_details": "APPEND_FORWARD",
-            "set_current_client_cert_details": { "subject": true, "dns": true, "uri": true },
             "http_filters": filters,
             "route_config": {
                 "name": "local",
@@ -80,7 +114,14 @@ fn listener(listener: &Listener, tls: &Tls<'_>) -> Value {
             },
         },
     });
-    let mut chain = json!({ "filters": [connection_manager] });
+    if let (Some(config), Value::Object(settings)) =
+        (connection_manager["typed_config"].as_object_mut(), listener.hcm.settings())
+    {
+        config.extend(settings);
+    }
+    let mut network = listener.network_filters.clone();
+    network.push(connection_manager);
+    let mut chain = json!({ "filters": network });
     if listener.mtls {
         chain["transport_socket"] = json!({
             "name": "envoy.transport_sockets.tls",
@@ -133,6 +174,33 @@ pub fn warden_filter(ecds: &Value) -> Result<Value> {
         .pointer("/resources/0/typed_config")
         .context("the ECDS file has no resources[0].typed_config")?;
     Ok(json!({ "name": "warden", "typed_config": typed_config }))
+}
+
+/// Warden's network filter (`role: connection`), in the same VM as `ecds`'s HTTP filter: it
+/// hands the direct peer's address over for `ipBlocks` (what `warden compile` tells a sidecar
+/// to add when the policies read it).
+pub fn warden_connection_filter(ecds: &Value) -> Result<Value> {
+    let http = warden_filter(ecds)?;
+    let vm = http
+        .pointer("/typed_config/config/vm_config")
+        .cloned()
+        .context("the Warden filter has no vm_config")?;
+    Ok(json!({
+        "name": "warden.connection",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+            "config": {
+                "name": "warden.connection",
+                "root_id": "warden.connection",
+                "vm_config": vm,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": r#"{"role":"connection"}"#,
+                },
+                "failure_policy": "FAIL_CLOSED",
+            },
+        },
+    }))
 }
 
 /// [`warden_filter`] with `peerIdentity: xfcc` added to Warden's plugin configuration: the
@@ -197,9 +265,15 @@ mod tests {
     fn only_the_filters_differ_between_listeners() {
         let tls =
             Tls { cert: Path::new("s.crt"), key: Path::new("s.key"), ca: Path::new("ca.crt") };
-        let a = Listener { name: "a".into(), port: 1, mtls: true, filters: vec![] };
-        let b =
-            Listener { name: "a".into(), port: 1, mtls: true, filters: vec![json!({"name": "x"})] };
+        let listener = |filters| Listener {
+            name: "a".into(),
+            port: 1,
+            mtls: true,
+            hcm: Hcm::Playground,
+            network_filters: vec![],
+            filters,
+        };
+        let (a, b) = (listener(vec![]), listener(vec![json!({"name": "x"})]));
         let (a, b) = (bootstrap(2, &[a], &tls), bootstrap(2, &[b], &tls));
         let hcm = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config";
         let mut a_hcm = a.pointer(hcm).unwrap().clone();

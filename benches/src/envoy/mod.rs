@@ -22,7 +22,7 @@ use anyhow::{ensure, Context as _, Result};
 use serde_json::Value;
 
 use crate::policies;
-use bootstrap::{Listener, Tls};
+use bootstrap::{Hcm, Listener, Tls};
 use fixtures::{Alg, Certificates, Keys};
 
 /// The policy sets both sides load.
@@ -418,31 +418,54 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
         let offset = u16::try_from(index)?;
         let port = options.base_port + offset;
         let admin = options.base_port + 100 + offset;
-        let filters = match config.filters {
-            Filters::None => Vec::new(),
-            Filters::EmptyWasm => vec![bootstrap::empty_wasm_filter(&empty_wasm)],
-            Filters::EmptyWasmSlim => vec![bootstrap::empty_wasm_filter(&empty_slim_wasm)],
-            Filters::Native { set, jwt_cache } => bootstrap::native_filters(
-                &read_json(&out.join(format!("compiled/{}.native.json", set.name())))?,
-                jwt_cache,
-            )?,
+        let warden_ecds = |set: PolicySet| {
+            read_json(&out.join(format!("compiled/{}.warden.json", set.name())))
+        };
+        let (filters, network_filters) = match config.filters {
+            Filters::None => (Vec::new(), Vec::new()),
+            Filters::EmptyWasm => (vec![bootstrap::empty_wasm_filter(&empty_wasm)], Vec::new()),
+            Filters::EmptyWasmSlim => {
+                (vec![bootstrap::empty_wasm_filter(&empty_slim_wasm)], Vec::new())
+            }
+            Filters::Native { set, jwt_cache } => (
+                bootstrap::native_filters(
+                    &read_json(&out.join(format!("compiled/{}.native.json", set.name())))?,
+                    jwt_cache,
+                )?,
+                Vec::new(),
+            ),
+            // Warden's rows run as a sidecar runs Warden: the HTTP filter, and the network
+            // filter that hands over the direct peer (the generated policies use ipBlocks).
             Filters::Warden(set) => {
-                vec![bootstrap::warden_filter(&read_json(
-                    &out.join(format!("compiled/{}.warden.json", set.name())),
-                )?)?]
+                let ecds = warden_ecds(set)?;
+                (
+                    vec![bootstrap::warden_filter(&ecds)?],
+                    vec![bootstrap::warden_connection_filter(&ecds)?],
+                )
             }
             Filters::WardenXfcc(set) => {
-                vec![bootstrap::warden_xfcc_filter(&read_json(
-                    &out.join(format!("compiled/{}.warden.json", set.name())),
-                )?)?]
+                let ecds = warden_ecds(set)?;
+                (
+                    vec![bootstrap::warden_xfcc_filter(&ecds)?],
+                    vec![bootstrap::warden_connection_filter(&ecds)?],
+                )
             }
             Filters::WardenRecordAll(set) => {
-                vec![bootstrap::warden_record_all_filter(&read_json(
-                    &out.join(format!("compiled/{}.warden.json", set.name())),
-                )?)?]
+                let ecds = warden_ecds(set)?;
+                (
+                    vec![bootstrap::warden_record_all_filter(&ecds)?],
+                    vec![bootstrap::warden_connection_filter(&ecds)?],
+                )
             }
         };
-        let listener = Listener { name: config.name.replace('-', "_"), port, mtls: true, filters };
+        let listener = Listener {
+            name: config.name.replace('-', "_"),
+            port,
+            mtls: true,
+            hcm: Hcm::Playground,
+            network_filters,
+            filters,
+        };
         let bootstrap_path = out.join(format!("envoy/{}.json", config.name));
         fs::write(
             &bootstrap_path,

@@ -139,7 +139,7 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
     }
 }
 
-fn needs_of<'r>(rules: impl Iterator<Item = &'r Rule>) -> Needs {
+pub(super) fn needs_of<'r>(rules: impl Iterator<Item = &'r Rule>) -> Needs {
     let mut needs = Needs::default();
     for check in rules.flat_map(Rule::checks) {
         match check.test {

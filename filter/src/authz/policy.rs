@@ -63,6 +63,12 @@ impl Policy {
         self.targets_gateways
     }
 
+    /// Which request attributes the policy's rules read (for deployment tools: a policy that
+    /// reads `source_ip` needs the direct peer handed over by a network filter).
+    pub fn needs(&self) -> super::Needs {
+        super::engine::needs_of(self.rules.iter())
+    }
+
     /// Why Warden cannot enforce the policy exactly, if it cannot: it then fails closed for
     /// the workloads it selects (a CUSTOM rule that matches denies; a condition Warden cannot
     /// evaluate counts against the request).
