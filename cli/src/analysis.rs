@@ -151,6 +151,8 @@ pub struct Analysis {
     pub entries: Vec<Entry>,
     /// The authorization policies that validated (for lints).
     pub policies: Vec<authz::Policy>,
+    /// Warnings about validated `RequestAuthentication`s: where, which object, field, message.
+    pub authn_lints: Vec<(Origin, ObjectRef, String, String)>,
     /// Every issuer the `RequestAuthentication` objects name.
     pub issuers: Vec<String>,
     /// Documents of other kinds: where, and `apiVersion/kind`.
@@ -195,6 +197,16 @@ impl Analysis {
 
     /// Adds the core's lints as warnings (`warden check`).
     pub fn lint(&mut self) {
+        for (origin, object, field, message) in std::mem::take(&mut self.authn_lints) {
+            self.diagnostics.push(Diagnostic {
+                severity: Severity::Warning,
+                code: "lint/jwks-key".into(),
+                origin: Some(origin),
+                object: Some(object),
+                field,
+                message,
+            });
+        }
         for lint in authz::lint(&self.policies, &self.issuers) {
             let origin = self.origin_of(&lint.object).cloned();
             self.diagnostics.push(Diagnostic {
@@ -216,6 +228,7 @@ pub fn analyze(loaded: Loaded, settings: PluginConfig, default_namespace: &str) 
     let mut analysis = Analysis {
         entries: Vec::new(),
         policies: Vec::new(),
+        authn_lints: Vec::new(),
         issuers: Vec::new(),
         skipped: Vec::new(),
         diagnostics: Vec::new(),
@@ -282,13 +295,23 @@ pub fn analyze(loaded: Loaded, settings: PluginConfig, default_namespace: &str) 
                 }
                 Err(errors) => errors,
             },
-            Resource::RequestAuthentication(object) => {
-                for rule in &object.spec.jwt_rules {
+            Resource::RequestAuthentication(authentication) => {
+                for rule in &authentication.spec.jwt_rules {
                     if !rule.issuer.is_empty() && !analysis.issuers.contains(&rule.issuer) {
                         analysis.issuers.push(rule.issuer.clone());
                     }
                 }
-                authn::validate(object).err().unwrap_or_default()
+                match authn::validate(authentication) {
+                    Ok(rules) => {
+                        analysis.authn_lints.extend(authn::lint(&rules).into_iter().map(
+                            |(field, message)| {
+                                (document.origin.clone(), object.clone(), field, message)
+                            },
+                        ));
+                        Vec::new()
+                    }
+                    Err(errors) => errors,
+                }
             }
         };
         for error in errors {

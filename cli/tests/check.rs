@@ -137,6 +137,10 @@ fn every_lint_kind_is_a_warning_and_strict_fails_on_them() {
         "lint/wildcard-in-middle",
         "lint/unknown-issuer",
         "lint/host-port",
+        "lint/ignored-by-sidecars",
+        "lint/fails-closed",
+        "lint/empty-selector",
+        "lint/jwks-key",
     ]
     .into_iter()
     .map(String::from)

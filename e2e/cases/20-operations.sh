@@ -1,8 +1,8 @@
 # What a caller may do: methods and paths, and the path tricks that must not get around them.
 # The inbound listeners normalize the path (normalize_path, merge_slashes, escaped slashes
 # unescaped: Istio's DECODE_AND_MERGE_SLASHES) before Warden decides, and forward what Warden
-# matched (CVE-2021-31920, threats.md "Paths"). Paths are matched without the query
-# (Istio's url_path); `/api/*` is a prefix match on `/api/`.
+# matched (CVE-2021-31920, https://istio.io/latest/news/security/istio-security-2021-005/).
+# Paths are matched without the query (Istio's url_path); `/api/*` is a prefix match on `/api/`.
 
 group "methods and paths"
 

@@ -1,8 +1,8 @@
 # Hostile requests: whatever a request carries, Warden answers it (or lets Envoy refuse it) and
-# the VM never traps (threats.md "Faults"; e2e/cases/99-vm-health.sh checks the logs and
-# counters afterwards). Backend's plaintext port accepts up to 1 MiB of headers and 10,000 of
-# them (envoy/backend.yaml), so these reach Warden; the echo application itself refuses more
-# than 200 headers or 64 KiB with 431, which shows the request was forwarded.
+# the VM never traps (docs/design.md#the-glue-is-thin; e2e/cases/99-vm-health.sh checks the
+# logs and counters afterwards). Backend's plaintext port accepts up to 1 MiB of headers and
+# 10,000 of them (envoy/backend.yaml), so these reach Warden; the echo application itself
+# refuses more than 200 headers or 64 KiB with 431, which shows the request was forwarded.
 
 group "hostile requests"
 

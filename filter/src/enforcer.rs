@@ -533,8 +533,8 @@ impl Enforcer {
     /// The applied policies Warden cannot enforce exactly, with why: they fail closed for this
     /// workload (a CUSTOM rule that matches denies; a condition Warden cannot evaluate counts
     /// against the request).
-    pub fn unenforceable(&self) -> impl Iterator<Item = (&authz::AppliedPolicy, &'static str)> {
-        self.authz.policies().iter().filter_map(|p| p.unenforceable.map(|why| (p, why)))
+    pub fn unenforceable(&self) -> impl Iterator<Item = (&authz::AppliedPolicy, &str)> {
+        self.authz.policies().iter().filter_map(|p| p.unenforceable.as_deref().map(|why| (p, why)))
     }
 
     /// How many Istio resources the configuration carries (for the startup log line).

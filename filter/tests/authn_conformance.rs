@@ -6,13 +6,14 @@
 //! Every request is decided three ways (pure Rust, emulated host crypto, warm cache) and the
 //! three must agree (see `authn/support.rs`).
 //!
-//! Sources, abbreviated:
+//! Sources, abbreviated (Envoy 1.40; istio/istio 86c9f01fd73; istio/api b8f8791d9):
 //! - `extractor.cc`, `authenticator.cc`, `filter.cc`: Envoy
 //!   `source/extensions/filters/http/jwt_authn/`.
 //! - `jwt.cc`, `verify.cc`, `check_audience`, `status.cc`: google/jwt_verify_lib `src/`.
 //! - `policy_applier.go`: istio `pilot/pkg/security/authn/policy_applier.go`.
 //! - `RA proto`: istio/api `security/v1beta1/request_authentication.proto`.
-//! - `ref §x`: `shared/reference/istio-envoy-semantics.md`.
+//! - `generator.go`: istio `pilot/pkg/security/authz/model/generator.go`.
+//! - Warden's own differences: `docs/compatibility.md#tokens`.
 
 #[path = "authn/support.rs"]
 mod support;
@@ -97,7 +98,10 @@ fn extraction_cases() -> Vec<Case> {
     let bob = token(Algorithm::Rs256, &claims(ISSUER, "bob"));
     let r = default_rules;
     vec![
-        case("no token is anonymous", "ref §1.3: requires_any[P, allow_missing]; authenticator.cc JwtMissed", r(), Req::new(), Expect::Anonymous),
+        case("no token is anonymous", "policy_applier.go requires_any[P, allow_missing]; authenticator.cc JwtMissed", r(), Req::new(), Expect::Anonymous),
+        case("presence REQUIRED refuses a request without a token", "istio/istio manifests/charts/base/files/crd-all.gen.yaml jwtRules.presence (istiod does not act on it yet; Warden enforces it: docs/compatibility.md#validation-parity); Envoy authenticator.cc JwtMissed => 'Jwt is missing'", json!([rule(json!({"presence": "REQUIRED"}))]), Req::new(), Expect::Reject(FailureReason::Missing)),
+        case("presence REQUIRED with a valid token", "presence only adds the no-token refusal", json!([rule(json!({"presence": "REQUIRED"}))]), Req::new().bearer(&t), Expect::Principal(ALICE)),
+        case("presence OPTIONAL is the default", "crd-all.gen.yaml presence enum OPTIONAL", json!([rule(json!({"presence": "OPTIONAL"}))]), Req::new(), Expect::Anonymous),
         case("Authorization Bearer token", "extractor.cc default Authorization + 'Bearer '", r(), Req::new().bearer(&t), Expect::Principal(ALICE)),
         case("access_token query parameter", "extractor.cc default access_token param", r(), Req::new().path(format!("/api?access_token={t}")), Expect::Principal(ALICE)),
         case("access_token is percent-decoded", "extractor.cc parseAndDecodeQueryString", r(), Req::new().path(format!("/api?x=1&access_token={}", t.replace('.', "%2E"))), Expect::Principal(ALICE)),
@@ -116,7 +120,7 @@ fn extraction_cases() -> Vec<Case> {
         case("two different access_token parameters are refused", "Warden stricter: Envoy's extractor.cc takes params.getFirstValue and ignores the rest; Warden reads them all, as it does repeated headers", r(), Req::new().path(format!("/api?access_token={t}&access_token=garbage")), Expect::Reject(FailureReason::MultipleTokens)),
         case("the same token in two access_token parameters", "one token twice is one token", r(), Req::new().path(format!("/api?access_token={t}&access_token={t}")), Expect::Principal(ALICE)),
         case("a parameter with a longer name is not the token", "extractor.cc exact parameter name", r(), Req::new().path(format!("/api?access_tokens={t}")), Expect::Anonymous),
-        case("a token in an unconfigured header is ignored", "ref §1.3 'Token in a header/param/cookie not configured: ignored'", r(), Req::new().header("x-jwt", &t), Expect::Anonymous),
+        case("a token in an unconfigured header is ignored", "extractor.cc extract reads only configured header/param/cookie locations: others are ignored", r(), Req::new().header("x-jwt", &t), Expect::Anonymous),
         case("fromHeaders without prefix takes the whole value", "RA proto fromHeaders; extractor.cc empty value_prefix", json!([rule(json!({"fromHeaders": [{"name": "x-jwt"}]}))]), Req::new().header("x-jwt", &t), Expect::Principal(ALICE)),
         case("fromHeaders replaces the default locations", "extractor.cc defaults only when no location is configured", json!([rule(json!({"fromHeaders": [{"name": "x-jwt"}]}))]), Req::new().bearer(&t), Expect::Anonymous),
         case("fromHeaders names are case-insensitive", "RA proto 'header name'; extractor.cc LowerCaseString", json!([rule(json!({"fromHeaders": [{"name": "X-JWT"}]}))]), Req::new().header("x-jwt", &t), Expect::Principal(ALICE)),
@@ -131,7 +135,7 @@ fn extraction_cases() -> Vec<Case> {
         case("OPTIONS without Access-Control-Request-Method is verified", "filter.cc isCorsPreflightRequest needs Origin and ACRM", r(), Req::new().method("OPTIONS").header("origin", "https://app").bearer("not.a.token"), Expect::Reject(FailureReason::HeaderBadBase64)),
         case(
             "output headers are stripped even without a token",
-            "extractor.cc sanitizeHeaders (anti-spoofing, ref §6.9)",
+            "extractor.cc sanitizeHeaders (anti-spoofing)",
             json!([rule(json!({"outputPayloadToHeader": "x-jwt-payload", "outputClaimToHeaders": [{"header": "x-sub", "claim": "sub"}]}))]),
             Req::new().header("x-jwt-payload", "forged").header("x-sub", "admin"),
             check(|o| {
@@ -298,7 +302,7 @@ fn parse_cases() -> Vec<Case> {
         ),
         reject(
             "no exp",
-            "Warden: exp required (Envoy: never expires, ref §6.5)",
+            "Warden: exp required (Envoy: never expires, jwt.cc verifyTimeConstraint; docs/compatibility.md#tokens)",
             signed_payload(&claims_with(json!({"exp": null})).to_string()),
             ExpMissing,
         ),
@@ -339,7 +343,7 @@ fn algorithm_cases() -> Vec<Case> {
     use FailureReason::*;
     cases.extend([
         case("the key's alg decides: PS256 token, RS256 key", "verify.cc 'jwk->alg_ != jwt.alg_' => JwksKidAlgMismatch", json!([rule(json!({"jwks": pinned_rs256}))]), Req::new().bearer(&token(Algorithm::Ps256, &claims(ISSUER, "alice"))), Expect::Reject(KidAlgMismatch)),
-        case("HS256 with the RSA key's kid (key confusion)", "Warden: kty decides the family (threats.md algorithm games)", default_rules(), Req::new().bearer(&token_with(Algorithm::Hs256, By::Trusted, json!({"kid": "rsa"}), &claims(ISSUER, "alice"))), Expect::Reject(KidAlgMismatch)),
+        case("HS256 with the RSA key's kid (key confusion)", "Warden: kty decides the family (docs/compatibility.md#tokens; RFC 8725 §3.1)", default_rules(), Req::new().bearer(&token_with(Algorithm::Hs256, By::Trusted, json!({"kid": "rsa"}), &claims(ISSUER, "alice"))), Expect::Reject(KidAlgMismatch)),
         case("RS256 signed by another key", "verify.cc JwtVerificationFail", default_rules(), Req::new().bearer(&token_with(Algorithm::Rs256, By::Stranger, json!({}), &claims(ISSUER, "alice"))), Expect::Reject(VerificationFailed)),
         case("ES256 signed by another key", "verify.cc JwtVerificationFail", default_rules(), Req::new().bearer(&token_with(Algorithm::Es256, By::Stranger, json!({}), &claims(ISSUER, "alice"))), Expect::Reject(VerificationFailed)),
         case("HS256 with another secret", "verify.cc verifySignatureOct", default_rules(), Req::new().bearer(&token_with(Algorithm::Hs256, By::Stranger, json!({}), &claims(ISSUER, "alice"))), Expect::Reject(VerificationFailed)),
@@ -458,7 +462,7 @@ fn time_cases() -> Vec<Case> {
         ),
         case(
             "exp == now is valid",
-            "jwt.cc strict '>' (ref §6.5)",
+            "jwt.cc verifyTimeConstraint strict '>'",
             r(),
             at(json!({"exp": NOW})),
             Expect::Principal(ALICE),
@@ -542,7 +546,7 @@ fn audience_cases() -> Vec<Case> {
     use FailureReason::*;
     add(
         "no audiences configured accepts any aud",
-        "check_audience: empty config => allowed (ref §6.6)",
+        "check_audience: empty config => allowed (CheckAudience::areAudiencesAllowed)",
         aud(json!([]), json!("anything")),
         Expect::Principal(ALICE),
     );
@@ -624,14 +628,14 @@ fn multi_rule_cases() -> Vec<Case> {
         case("a token without iss", "extractor.cc: '' is not a configured issuer", default_rules(), Req::new().bearer(&token(Algorithm::Rs256, &claims_with(json!({"iss": null})))), Expect::Reject(UnknownIssuer)),
         case("issuer compared exactly (case)", "RA proto 'must equal iss'", default_rules(), Req::new().bearer(&token(Algorithm::Rs256, &claims("HTTPS://issuer.example.com", "alice"))), Expect::Reject(UnknownIssuer)),
         case("issuer compared exactly (trailing slash)", "RA proto 'must equal iss'", default_rules(), Req::new().bearer(&token(Algorithm::Rs256, &claims("https://issuer.example.com/", "alice"))), Expect::Reject(UnknownIssuer)),
-        case("rule A's token at A's location", "ref §1.7", two(), Req::new().bearer(&a), Expect::Principal(ALICE)),
-        case("rule B's token at B's location", "ref §1.7", two(), Req::new().header("x-b", &b), Expect::Principal("https://other.example.com/bob")),
-        case("rule B's token at A's location", "ref §1.7 / ISTIO-SECURITY-2021-001 style binding", two(), Req::new().bearer(&b), Expect::Reject(UnknownIssuer)),
-        case("rule A's token at B's location", "ref §1.7", two(), Req::new().header("x-b", &a), Expect::Reject(UnknownIssuer)),
+        case("rule A's token at A's location", "extractor.cc JwtIssuerChecker: a location allows the issuers of the rules that name it", two(), Req::new().bearer(&a), Expect::Principal(ALICE)),
+        case("rule B's token at B's location", "extractor.cc JwtIssuerChecker: a location allows the issuers of the rules that name it", two(), Req::new().header("x-b", &b), Expect::Principal("https://other.example.com/bob")),
+        case("rule B's token at A's location", "extractor.cc JwtIssuerChecker => JwtUnknownIssuer / ISTIO-SECURITY-2021-001 style binding", two(), Req::new().bearer(&b), Expect::Reject(UnknownIssuer)),
+        case("rule A's token at B's location", "extractor.cc JwtIssuerChecker => JwtUnknownIssuer", two(), Req::new().header("x-b", &a), Expect::Reject(UnknownIssuer)),
         case("one token at both locations", "Warden: every location must allow the issuer (Envoy: the provider's own locations)", two(), Req::new().bearer(&a).header("x-b", &a), Expect::Reject(UnknownIssuer)),
         case(
             "same issuer, the second rule's audience",
-            "policy_applier.go requires_any[P1, P2]: either provider suffices (ref §1.7)",
+            "policy_applier.go requires_any[P1, P2]: either provider suffices (outterOrList)",
             json!([rule(json!({"audiences": ["one"]})), rule(json!({"audiences": ["two"]}))]),
             Req::new().bearer(&token(Algorithm::Rs256, &claims_with(json!({"aud": "two"})))),
             Expect::Principal(ALICE),
@@ -726,7 +730,7 @@ fn output_cases() -> Vec<Case> {
         ),
         case(
             "a token cookie is never removed",
-            "extractor.cc JwtCookieLocation::removeJwt is a TODO (ref §6.10)",
+            "extractor.cc JwtCookieLocation::removeJwt is a TODO",
             json!([rule(json!({"fromCookies": ["session"]}))]),
             Req::new().header("cookie", format!("session={t}")),
             check(|o| {
@@ -740,10 +744,10 @@ fn output_cases() -> Vec<Case> {
 fn identity_cases() -> Vec<Case> {
     let r = default_rules;
     vec![
-        case("principal is iss/sub", "Istio authz model: request.auth.principal = iss/sub (ref §1.6)", r(), Req::new().bearer(&good()), Expect::Principal(ALICE)),
+        case("principal is iss/sub", "Istio authz model: request.auth.principal = iss/sub (generator.go requestPrincipalGenerator)", r(), Req::new().bearer(&good()), Expect::Principal(ALICE)),
         case(
             "a token without sub has no principal",
-            "ref §1.6: token without sub never matches requestPrincipals (istio#59541)",
+            "generator.go requestPrincipalGenerator matches iss and sub apart: token without sub never matches requestPrincipals (istio#59541)",
             r(),
             Req::new().bearer(&token(Algorithm::Rs256, &claims_with(json!({"sub": null})))),
             check(|o| {
@@ -754,7 +758,7 @@ fn identity_cases() -> Vec<Case> {
         ),
         case(
             "scope and permission are split on spaces",
-            "policy_applier.go normalize_payload_in_metadata (scope, permission always) (ref §6.12)",
+            "policy_applier.go normalize_payload_in_metadata, buildSpaceDelimitedClaims (scope, permission always)",
             r(),
             Req::new().bearer(&token(Algorithm::Rs256, &claims_with(json!({"scope": "read  write", "permission": "p1 p2", "roles": "a b"})))),
             check(|o| {
@@ -777,7 +781,7 @@ fn identity_cases() -> Vec<Case> {
         ),
         case(
             "claims keep their JSON types",
-            "ref §1.6 request.auth.claims (strings, lists, nested objects)",
+            "generator.go requestClaimGenerator: request.auth.claims on the payload metadata (strings, lists, nested objects)",
             r(),
             Req::new().bearer(&token(Algorithm::Rs256, &claims_with(json!({"groups": ["g1", "g2"], "org": {"team": "core"}, "level": 3})))),
             check(|o| {
@@ -795,8 +799,8 @@ fn remote_key_cases() -> Vec<Case> {
         || json!([rule(json!({"jwks": null, "jwksUri": "https://keys.example.com/jwks"}))]);
     let t = good();
     vec![
-        case("keys still being fetched: the request waits", "authenticator.cc remote fetch pauses the request (ref §1.5 step 7)", remote(), Req::new().bearer(&t), Expect::Wait(vec![0])).store(Store(vec![State::Pending])),
-        case("keys that could not be fetched: 401", "authenticator.cc JwksFetchFail 'Jwks remote fetch is failed' (ref §6.13 fail closed)", remote(), Req::new().bearer(&t), Expect::Reject(FailureReason::JwksFetchFailed)).store(Store(vec![State::Unavailable])),
+        case("keys still being fetched: the request waits", "authenticator.cc startVerify: remote fetch pauses the request", remote(), Req::new().bearer(&t), Expect::Wait(vec![0])).store(Store(vec![State::Pending])),
+        case("keys that could not be fetched: 401", "authenticator.cc onJwksError => JwksFetchFail 'Jwks remote fetch is failed' (fail closed)", remote(), Req::new().bearer(&t), Expect::Reject(FailureReason::JwksFetchFailed)).store(Store(vec![State::Unavailable])),
         case("fetched keys verify", "RA proto jwksUri", remote(), Req::new().bearer(&t), Expect::Principal(ALICE)).store(Store::ready(1, &jwks())),
         case("no token does not wait for keys", "authenticator.cc JwtMissed before any fetch", remote(), Req::new(), Expect::Anonymous).store(Store(vec![State::Pending])),
         case("a bad token does not wait for keys", "jwt.cc parse before keys", remote(), Req::new().bearer("a.b"), Expect::Reject(FailureReason::BadFormat)).store(Store(vec![State::Pending])),
@@ -1095,7 +1099,7 @@ fn validation_table() {
         ),
         (
             "a claim header twice",
-            "CRD outputClaimToHeaders unique header",
+            "Warden stricter (validation.go validateJwtRule checks only names): the header's value would depend on rule order; docs/compatibility.md#validation-parity",
             json!([rule(
                 json!({"outputClaimToHeaders": [{"header": "x-a", "claim": "sub"}, {"header": "X-A", "claim": "iss"}]})
             )]),
@@ -1115,6 +1119,41 @@ fn validation_table() {
             json!([rule(json!({"timeout": "soon"}))]),
             "spec.jwtRules[0].timeout",
             |p| matches!(p, Problem::Authn(RuleProblem::InvalidTimeout(_))),
+        ),
+        (
+            "a timeout under 1ms",
+            "validation.go validateJwtRule => agent.ValidateDuration 'duration must be greater than 1ms'",
+            json!([rule(json!({"timeout": "0.0005s"}))]),
+            "spec.jwtRules[0].timeout",
+            |p| matches!(p, Problem::Authn(RuleProblem::InvalidTimeout(_))),
+        ),
+        (
+            "a timeout finer than milliseconds",
+            "agent.ValidateDuration 'only durations to ms precision are supported'",
+            json!([rule(json!({"timeout": "1.0000005s"}))]),
+            "spec.jwtRules[0].timeout",
+            |p| matches!(p, Problem::Authn(RuleProblem::InvalidTimeout(_))),
+        ),
+        (
+            "a jwksUri with a bad percent escape",
+            "validation.go validateJwtRule => security.ParseJwksURI (Go url.Parse: invalid URL escape)",
+            json!([{"issuer": ISSUER, "jwksUri": "https://keys.example.com/%zz"}]),
+            "spec.jwtRules[0].jwksUri",
+            |p| matches!(p, Problem::Authn(RuleProblem::InvalidJwksUri(_))),
+        ),
+        (
+            "a jwksUri whose host holds a brace",
+            "security.ParseJwksURI (Go url.Parse: invalid character in host name)",
+            json!([{"issuer": ISSUER, "jwksUri": "https://keys{.example.com/jwks"}]),
+            "spec.jwtRules[0].jwksUri",
+            |p| matches!(p, Problem::Authn(RuleProblem::InvalidJwksUri(_))),
+        ),
+        (
+            "a presence value outside the enum",
+            "crd-all.gen.yaml presence enum [OPTIONAL, REQUIRED]",
+            json!([rule(json!({"presence": "MANDATORY"}))]),
+            "spec.jwtRules[0]",
+            |p| matches!(p, Problem::Schema(_)),
         ),
         (
             "an empty space-delimited claim",
@@ -1143,6 +1182,25 @@ fn validation_table() {
             assert!(e.object.is_some(), "{name}: errors name the object");
         }
     }
+    // Accepted: Istio's validation has the same shapes.
+    for (name, rules) in [
+        ("a 1ms timeout", json!([rule(json!({"timeout": "0.001s"}))])),
+        (
+            "jwks_uri, the proto name",
+            json!([{"issuer": ISSUER, "jwks_uri": "https://keys.example.com/jwks"}]),
+        ),
+    ] {
+        validate_all(&[policy("default", "jwt", None, rules)])
+            .unwrap_or_else(|e| panic!("{name}: refused: {e:#?}"));
+    }
+    let mut dry_run = policy("default", "jwt", None, json!([rule(json!({}))]));
+    dry_run["metadata"]["annotations"] = json!({"istio.io/dry-run": "true"});
+    let errors = validate_all(&[dry_run]).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.problem
+            == Problem::Annotation(warden::config::AnnotationProblem::DryRunUnsupported)),
+        "validation.go checkDryRunAnnotation: RequestAuthentication has no dry-run: {errors:#?}"
+    );
     let target_refs = json!({
         "apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
         "metadata": {"name": "gw", "namespace": "default"},

@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-//! Every class of `shared/reference/threats.md` "Tokens", with its own cases: algorithm games,
-//! signature forms, weak or odd keys, header parameters, structure, time claims, issuer and
-//! audience forms, extraction games — and random input. Each case ends in a 401/403 or an
-//! accepted token as expected, never a panic; every request is decided by both verification
-//! backends and the cache-hit path, which must agree (see `authn/support.rs`).
+//! Every class of token attack (RFC 8725 §2; what Warden refuses: `docs/compatibility.md#tokens`),
+//! with its own cases: algorithm games, signature forms, weak or odd keys, header parameters,
+//! structure, time claims, issuer and audience forms, extraction games — and random input.
+//! Each case ends in a 401/403 or an accepted token as expected, never a panic; every request
+//! is decided by both verification backends and the cache-hit path, which must agree (see
+//! `authn/support.rs`).
 
 #[path = "authn/support.rs"]
 mod support;

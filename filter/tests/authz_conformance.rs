@@ -4,8 +4,8 @@
 //! The cases are tables in `tests/authz/*.yaml` (compiled in with `include_str!`, so the same
 //! tests run on wasm32 without a file system). Each group of cases shares policies and cites
 //! where the expected behaviour comes from: an istio.io page, an `istio/api` proto field, an
-//! Istio source file or integration test, an Envoy source file, or a section of
-//! `shared/reference/istio-envoy-semantics.md`.
+//! Istio source file or integration test (istio/istio, read at 86c9f01fd73), an Envoy source
+//! file (Envoy 1.40), or, for a deliberate difference, `docs/compatibility.md`.
 //!
 //! Every decision is also checked against the engine's exhaustive (unindexed) evaluation and
 //! against `explain`, so the tables exercise the index too.

@@ -533,19 +533,55 @@ fn channel_cases(keys: &Keys, who: &str, t: &str) -> Result<Vec<Case>> {
     // (source/extensions/filters/common/rbac/matchers.cc HeaderMatcher, CVE-2026-26308).
     for (what, path, headers) in [
         ("DENY on x-role: admin alone", "/hdr/x", vec![("x-role", "admin")]),
-        ("DENY on x-role: admin after another value", "/hdr/x", vec![("x-role", "user"), ("x-role", "admin")]),
-        ("DENY on x-role: admin before another value", "/hdr/x", vec![("x-role", "admin"), ("x-role", "user")]),
-        ("DENY on x-role: admin inside one comma-joined value", "/hdr/x", vec![("x-role", "user,admin")]),
-        ("DENY on x-role with other values only", "/hdr/x", vec![("x-role", "user"), ("x-role", "guest")]),
-        ("ALLOW a,b from two headers a and b", "/comma/x", vec![("x-group", "a"), ("x-group", "b")]),
+        (
+            "DENY on x-role: admin after another value",
+            "/hdr/x",
+            vec![("x-role", "user"), ("x-role", "admin")],
+        ),
+        (
+            "DENY on x-role: admin before another value",
+            "/hdr/x",
+            vec![("x-role", "admin"), ("x-role", "user")],
+        ),
+        (
+            "DENY on x-role: admin inside one comma-joined value",
+            "/hdr/x",
+            vec![("x-role", "user,admin")],
+        ),
+        (
+            "DENY on x-role with other values only",
+            "/hdr/x",
+            vec![("x-role", "user"), ("x-role", "guest")],
+        ),
+        (
+            "ALLOW a,b from two headers a and b",
+            "/comma/x",
+            vec![("x-group", "a"), ("x-group", "b")],
+        ),
         ("ALLOW a,b from one header a,b", "/comma/x", vec![("x-group", "a,b")]),
         ("ALLOW a,b from a and a,b", "/comma/x", vec![("x-group", "a"), ("x-group", "a,b")]),
-        ("ALLOW prefix adm* behind another value", "/hprefix/x", vec![("x-group", "user"), ("x-group", "admins")]),
-        ("ALLOW suffix *-ops in the first value", "/hsuffix/x", vec![("x-group", "night-ops"), ("x-group", "user")]),
+        (
+            "ALLOW prefix adm* behind another value",
+            "/hprefix/x",
+            vec![("x-group", "user"), ("x-group", "admins")],
+        ),
+        (
+            "ALLOW suffix *-ops in the first value",
+            "/hsuffix/x",
+            vec![("x-group", "night-ops"), ("x-group", "user")],
+        ),
         ("ALLOW present * with an empty value", "/hpresent/x", vec![("x-flag", "")]),
         ("ALLOW present * without the header", "/hpresent/x", vec![]),
-        ("DENY notValues user with user and admin", "/hnot/x", vec![("x-role", "user"), ("x-role", "admin")]),
-        ("DENY notValues user with user twice", "/hnot/x", vec![("x-role", "user"), ("x-role", "user")]),
+        (
+            "DENY notValues user with user and admin",
+            "/hnot/x",
+            vec![("x-role", "user"), ("x-role", "admin")],
+        ),
+        (
+            "DENY notValues user with user twice",
+            "/hnot/x",
+            vec![("x-role", "user"), ("x-role", "user")],
+        ),
         ("DENY notValues user without the header", "/hnot/x", vec![]),
         ("ALLOW method condition by a header named :method", "/hmethod/x", vec![]),
     ] {
@@ -603,10 +639,20 @@ fn channel_cases(keys: &Keys, who: &str, t: &str) -> Result<Vec<Case>> {
         None,
     );
     multi("two URI SANs, both allowed", "/san/x", format!("URI:{allowed},URI:{who}"), refused);
-    multi("two URI SANs, the first allowed alone", "/san/x", format!("URI:{allowed},URI:spiffe://other/x"), refused);
+    multi(
+        "two URI SANs, the first allowed alone",
+        "/san/x",
+        format!("URI:{allowed},URI:spiffe://other/x"),
+        refused,
+    );
     multi("DNS SAN only, principals *", "/anyid/x", "DNS:client.example.com".into(), None);
     multi("DNS SAN only, namespaces", "/san/x", "DNS:client.example.com".into(), None);
-    multi("URI and DNS SANs, principals *", "/anyid/x", format!("URI:{allowed},DNS:client.example.com"), None);
+    multi(
+        "URI and DNS SANs, principals *",
+        "/anyid/x",
+        format!("URI:{allowed},DNS:client.example.com"),
+        None,
+    );
     // Tokens: the Bearer scheme whatever its case (RFC 7235 §2.1), access_token repeated.
     let bearer_case = |what: &str, path: &str, authorization: String, difference| Case {
         what: what.to_string(),
@@ -705,11 +751,7 @@ pub fn prepare(options: &DiffOptions) -> Result<()> {
             mtls: side.mtls,
             hcm: side.hcm,
             network_filters: if side.warden { vec![connection_filter.clone()] } else { vec![] },
-            filters: if side.warden {
-                vec![warden_filter.clone()]
-            } else {
-                native_filters.clone()
-            },
+            filters: if side.warden { vec![warden_filter.clone()] } else { native_filters.clone() },
         })
         .collect();
     let tls = Tls { cert: &server, key: &key, ca: &ca };
@@ -722,9 +764,8 @@ pub fn prepare(options: &DiffOptions) -> Result<()> {
     let mut table = String::new();
     let mut files: BTreeMap<&str, String> = BTreeMap::new();
     for (number, case) in cases.iter().enumerate() {
-        let difference = case.difference.map_or("-".to_string(), |d| {
-            format!("{} ({})", d.warden, d.why)
-        });
+        let difference =
+            case.difference.map_or("-".to_string(), |d| format!("{} ({})", d.warden, d.why));
         let _ = writeln!(
             table,
             "{number}\t{}\t{} {}\t{difference}",
@@ -917,8 +958,11 @@ mod tests {
         );
         assert!(error.contains("6 passed, 2 failed"), "{error}");
         for prefix in ["", "istio_"] {
-            fs::write(dir.join(format!("results/{prefix}mtls_warden.txt")), "0 200\n1 403\n3 403\n")
-                .unwrap();
+            fs::write(
+                dir.join(format!("results/{prefix}mtls_warden.txt")),
+                "0 200\n1 403\n3 403\n",
+            )
+            .unwrap();
         }
         let report = check(&dir).unwrap();
         assert!(report.contains("8 passed, 0 failed"), "{report}");

@@ -418,9 +418,8 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
         let offset = u16::try_from(index)?;
         let port = options.base_port + offset;
         let admin = options.base_port + 100 + offset;
-        let warden_ecds = |set: PolicySet| {
-            read_json(&out.join(format!("compiled/{}.warden.json", set.name())))
-        };
+        let warden_ecds =
+            |set: PolicySet| read_json(&out.join(format!("compiled/{}.warden.json", set.name())));
         let (filters, network_filters) = match config.filters {
             Filters::None => (Vec::new(), Vec::new()),
             Filters::EmptyWasm => (vec![bootstrap::empty_wasm_filter(&empty_wasm)], Vec::new()),

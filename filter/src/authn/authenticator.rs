@@ -180,6 +180,8 @@ pub struct Authenticator {
     locations: Vec<LocationEntry>,
     remote: Vec<RemoteJwks>,
     strip: Arc<[String]>,
+    /// A rule with `presence: REQUIRED` applies: a request without a token is refused.
+    token_required: bool,
 }
 
 /// Compiles the rules of every policy that selects `workload` (policies in `root_namespace`
@@ -232,6 +234,7 @@ pub fn compile(
                 strip.push(header.to_string());
             }
         }
+        authenticator.token_required |= rule.required;
         authenticator.rules.push(CompiledRule {
             origin,
             issuer: rule.issuer.clone(),
@@ -383,10 +386,13 @@ impl Authenticator {
             return Outcome::Anonymous { headers };
         }
         let found = self.extract(request);
+        let reject = |reason| Outcome::Rejected(Failure::new(reason));
         let Some(first) = found.first() else {
+            if self.token_required {
+                return reject(FailureReason::Missing);
+            }
             return Outcome::Anonymous { headers };
         };
-        let reject = |reason| Outcome::Rejected(Failure::new(reason));
         // Istio leaves the principal of a request with several tokens undefined (Envoy writes
         // whichever verified last); Warden refuses it. The same token twice is one token.
         if found.iter().any(|f| f.token != first.token) {

@@ -110,6 +110,8 @@ pub enum FailureReason {
     VerificationFailed,
     /// The issuer's key set could not be fetched.
     JwksFetchFailed,
+    /// No token, where a rule with `presence: REQUIRED` applies (Envoy's `JwtMissed`).
+    Missing,
 }
 
 impl FailureReason {
@@ -164,6 +166,7 @@ impl FailureReason {
             SignatureBadBase64 => "Jwt signature is an invalid Base64url encoded",
             UnknownIssuer => "Jwt issuer is not configured",
             AudienceNotAllowed => "Audiences in Jwt are not allowed",
+            Missing => "Jwt is missing",
             NotYetValid => "Jwt not yet valid",
             IssuedInFuture => "Jwt issued in the future",
             Expired => "Jwt is expired",
@@ -214,6 +217,7 @@ impl FailureReason {
             SignatureBadBase64 => "signature_bad_base64",
             UnknownIssuer => "unknown_issuer",
             AudienceNotAllowed => "audience_not_allowed",
+            Missing => "missing",
             NotYetValid => "not_yet_valid",
             IssuedInFuture => "issued_in_future",
             Expired => "expired",
@@ -290,7 +294,11 @@ impl Failure {
         value.push_str("://");
         quote_into(&mut value, request.host);
         quote_into(&mut value, path);
-        value.push_str("\", error=\"invalid_token\"");
+        value.push('"');
+        // RFC 6750 §3.1: a request that lacks authentication gets no error code.
+        if self.reason != FailureReason::Missing {
+            value.push_str(", error=\"invalid_token\"");
+        }
         Some(value)
     }
 

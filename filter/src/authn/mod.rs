@@ -54,8 +54,8 @@ pub use jwks::{
 };
 pub use key::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
 pub use rule::{
-    default_cluster, discovery_uri, validate, AuthnSettings, ClaimHeader, HttpTarget, JwksSource,
-    JwtRule, TokenLocation, DEFAULT_TIMEOUT, MAX_JWT_RULES,
+    default_cluster, discovery_uri, lint, validate, AuthnSettings, ClaimHeader, HttpTarget,
+    JwksSource, JwtRule, TokenLocation, DEFAULT_TIMEOUT, MAX_JWT_RULES,
 };
 pub use token::MAX_TOKEN_BYTES;
 pub use verify::{

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::istio::JwtRule as JwtRuleSpec;
+use crate::config::istio::{JwtRule as JwtRuleSpec, Presence};
 use crate::config::plugin::Crypto;
 use crate::config::KIND_REQUEST_AUTHENTICATION;
 use crate::config::{
@@ -90,6 +90,8 @@ pub struct JwtRule {
     pub timeout: Duration,
     /// `spaceDelimitedClaims` (`scope` and `permission` are always split in addition).
     pub space_delimited_claims: Vec<String>,
+    /// `presence: REQUIRED`: a request must carry a token.
+    pub required: bool,
 }
 
 impl JwtRule {
@@ -100,6 +102,32 @@ impl JwtRule {
             .into_iter()
             .chain(self.output_claim_to_headers.iter().map(|c| c.header.as_str()))
     }
+}
+
+/// Legal but worth a warning in a `RequestAuthentication`'s validated rules, for `warden
+/// check`: (field, message).
+pub fn lint(rules: &[JwtRule]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let JwksSource::Inline(set) = &rule.jwks else { continue };
+        for skipped in set.skipped() {
+            out.push((
+                format!("spec.jwtRules[{i}].jwks.keys[{}]", skipped.index),
+                format!("this key is not used: {}", skipped.problem),
+            ));
+        }
+        for (k, key) in set.keys().iter().enumerate() {
+            if matches!(key.material, super::key::Material::Hmac(_)) {
+                out.push((
+                    format!("spec.jwtRules[{i}].jwks (usable key {k})"),
+                    "a symmetric (oct) key: the HMAC secret is stored in the policy, and anyone \
+                     who can read it can mint tokens (Istio warns: contains private key material)"
+                        .to_string(),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Validates a `RequestAuthentication` into its rules. Every problem is reported, each naming
@@ -289,14 +317,23 @@ fn validate_rule(
     let timeout = match &spec.timeout {
         None => DEFAULT_TIMEOUT,
         Some(text) => match duration::parse(text) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
+            // Istio `pkg/config/validation/agent/validation.go` ValidateDuration: at least 1 ms,
+            // whole milliseconds.
+            Ok(d) if d < Duration::from_millis(1) => {
                 fail(
                     format!("{base}.timeout"),
-                    RuleProblem::InvalidTimeout("must be positive".into()),
+                    RuleProblem::InvalidTimeout("must be at least 1ms".into()),
                 );
                 DEFAULT_TIMEOUT
             }
+            Ok(d) if d.subsec_nanos() % 1_000_000 != 0 => {
+                fail(
+                    format!("{base}.timeout"),
+                    RuleProblem::InvalidTimeout("only millisecond precision is supported".into()),
+                );
+                DEFAULT_TIMEOUT
+            }
+            Ok(d) => d,
             Err(e) => {
                 fail(format!("{base}.timeout"), RuleProblem::InvalidTimeout(e));
                 DEFAULT_TIMEOUT
@@ -325,6 +362,7 @@ fn validate_rule(
     audiences.dedup();
     Some(JwtRule {
         issuer: spec.issuer.clone(),
+        required: spec.presence == Some(Presence::Required),
         audiences,
         jwks,
         locations,
@@ -366,7 +404,7 @@ impl HttpTarget {
     /// Parses `http(s)://host[:port][/path][?query][#fragment]`: no user info, no whitespace
     /// or control characters, a non-empty host (IPv6 literals in brackets), a port in 1..=65535.
     pub fn parse(url: &str) -> Option<HttpTarget> {
-        if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        if url.bytes().any(|b| b <= b' ' || b == 0x7f) || !valid_escapes(url) {
             return None;
         }
         let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
@@ -393,7 +431,12 @@ impl HttpTarget {
                 None => (authority, None),
             }
         };
-        if host.is_empty() {
+        // Go's url.Parse (Istio `pkg/config/security/security.go` ParseJwksURI) refuses a host
+        // character it would have to escape (`{`, `|`, `\\`, …), and escapes in a host.
+        let host_byte = |b: u8| {
+            b.is_ascii_alphanumeric() || b >= 0x80 || b"-_.~!$&'()*+,;=:[]<>\"".contains(&b)
+        };
+        if host.is_empty() || !host.bytes().all(host_byte) {
             return None;
         }
         let port = match port {
@@ -441,6 +484,14 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
 }
 
 /// Whether `url` is an http(s) URL Warden can fetch.
+/// Whether every `%` starts an escape of two hex digits (Go's url.Parse refuses others).
+fn valid_escapes(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().filter(|(_, &b)| b == b'%').all(|(i, _)| {
+        bytes.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
+}
+
 pub(crate) fn is_http_url(url: &str) -> bool {
     HttpTarget::parse(url).is_some()
 }

@@ -110,6 +110,15 @@ impl Attribute {
     }
 }
 
+/// Whether Istio's validation accepts a map-style key (`request.headers[...]`,
+/// `request.auth.claims[...]`): istio/istio `pkg/config/security/security.go` `validateMapKey`,
+/// a `]` at the end and a non-empty name in brackets after some prefix.
+pub(crate) fn istio_accepts_key(key: &str) -> bool {
+    let mapped = key.starts_with(HEADERS) || key.starts_with(CLAIMS);
+    let open = key.find('[').unwrap_or(0);
+    mapped && key.ends_with(']') && open > 0 && open + 2 < key.len()
+}
+
 fn removed(key: &str, hint: &'static str) -> PolicyProblem {
     PolicyProblem::RemovedKey { key: key.to_string(), hint }
 }

@@ -123,7 +123,7 @@ pub struct AppliedPolicy {
     pub rules: u32,
     /// Why Warden cannot enforce it exactly, if so: it fails closed (see
     /// [`super::Policy::unenforceable`]).
-    pub unenforceable: Option<&'static str>,
+    pub unenforceable: Option<String>,
 }
 
 /// Which request attributes the applied rules read, so the glue reads only those from Envoy

@@ -31,8 +31,11 @@ pub enum LintKind {
     /// `targetRef`/`targetRefs`: the policy is for gateways and waypoints; no sidecar applies it.
     IgnoredBySidecars,
     /// A policy Warden cannot enforce exactly (CUSTOM, a condition a Wasm filter cannot
-    /// evaluate): it fails closed for the workloads it selects.
+    /// evaluate, a value Istio accepts but Warden will not enforce as written): it fails closed
+    /// for the workloads it selects.
     FailsClosed,
+    /// `selector: {}`: selects every workload in scope (Istio's validation warns).
+    EmptySelector,
 }
 
 /// One finding.
@@ -66,16 +69,34 @@ pub fn lint(policies: &[Policy], issuers: &[String]) -> Vec<Lint> {
             );
             continue;
         }
-        if let Some(why) = policy.unenforceable() {
-            let field = if policy.action == Action::Custom { "spec.action" } else { "spec.rules" };
+        if policy.action == Action::Custom {
             out(
                 LintKind::FailsClosed,
-                field.into(),
+                "spec.action".into(),
+                "action CUSTOM: Warden calls no external authorizer, so where this policy applies \
+                 a request its rules match is denied (403), as when the authorizer is unreachable \
+                 (docs/compatibility.md)"
+                    .into(),
+            );
+        }
+        for (field, why) in policy.unsupported() {
+            out(
+                LintKind::FailsClosed,
+                field.to_string(),
                 format!(
-                    "Warden cannot enforce this policy exactly ({why}); where it applies it fails \
-                     closed: its ALLOW rules do not match on what Warden cannot see, its DENY \
-                     rules do (see docs/compatibility.md)"
+                    "Warden will not enforce this as written ({why}); where the policy applies \
+                     the field fails closed: an ALLOW rule with it never matches, a DENY rule \
+                     matches as if it held (docs/compatibility.md)"
                 ),
+            );
+        }
+        if policy.selector.as_ref().is_some_and(|s| s.match_labels.is_empty()) {
+            out(
+                LintKind::EmptySelector,
+                "spec.selector".into(),
+                "workload selector specified without labels: it selects every workload in scope \
+                 (Istio warns too); omit the selector or add matchLabels"
+                    .into(),
             );
         }
         for (i, rule) in policy.rules.iter().enumerate() {

@@ -161,6 +161,14 @@ pub enum PolicyProblem {
         /// What to fix.
         reason: String,
     },
+    /// More items than Istio's CRD allows (`maxItems`).
+    #[error("{count} items: Istio allows at most {max}")]
+    TooMany {
+        /// How many there are.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// More than 16 service accounts in one field (Istio's limit).
     #[error("may not have more than 16 values")]
     TooManyServiceAccounts,

@@ -36,6 +36,35 @@ enum Token {
 }
 
 /// Whether a `paths` value is a template (contains `{*}` or `{**}`), as Istio decides.
+/// Whether Istio's validation accepts a `paths` value (istio/istio
+/// `pkg/config/security/security.go` `CheckValidPathTemplate`): after trimming `/` at both
+/// ends, `{**}` at most once and last among the operators, no other `{`/`}`, and, when the
+/// value holds a template, every other segment a non-empty run of RFC 3986 pchars.
+pub(crate) fn istio_accepts(value: &str) -> bool {
+    let templated = value.contains("{*}") || value.contains("{**}");
+    let mut any_seen = false;
+    for glob in value.trim_matches('/').split('/') {
+        match glob {
+            "{*}" | "{**}" if any_seen => return false,
+            "{*}" => continue,
+            "{**}" => {
+                any_seen = true;
+                continue;
+            }
+            _ => {}
+        }
+        if glob.contains(['{', '}']) {
+            return false;
+        }
+        let literal = !glob.is_empty()
+            && glob.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&b));
+        if templated && !literal {
+            return false;
+        }
+    }
+    true
+}
+
 pub(crate) fn is_template(value: &str) -> bool {
     value.contains("{*}") || value.contains("{**}")
 }
@@ -146,6 +175,45 @@ impl PathTemplate {
                 let (middle, end) = rest.split_at(middle_len);
                 end == &**tail && middle.iter().all(|&b| b == b'/' || is_segment_char(b))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod istio_validation_tests {
+    use super::istio_accepts;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn istio_check_valid_path_template_cases() {
+        // istio pkg/config/security/security_test.go TestCheckValidPathTemplate and
+        // TestIsValidLiteral.
+        for ok in ["/{*}/foo", "/{*}/foo/", "/foo/{**}/bar", "/foo/bar/{**}", "/a=c/{*}", "{*}/foo"]
+        {
+            assert!(istio_accepts(ok), "{ok}");
+        }
+        for bad in [
+            "/foo/{**}buzz/bar",
+            "/{*}/foo/{}/bar",
+            "/foo/{*}/bar/*",
+            "/foo/{*}/bar/**/buzz",
+            "/foo/{buzz}/bar",
+            "/{buzz}",
+            "/foo/{buzz}/bar/{**}",
+            "/foo/{buzz=*}/bar/{**}",
+            "/{*}/foo/{buzz=**}/bar",
+            "/{*}/foo/{**}bar",
+            "/{*}/foo/{*}.txt",
+            "/{*}/foo/{temp",
+            "/{*}/foo/temp}/bar",
+            "/{*}/foo/temp}/*",
+            "/{**}/foo/temp/{*}/bar",
+            "/{**}/{**}",
+            "/{**}/foo/temp/{**}/bar",
+            "/{*}/foo/?abc",
+        ] {
+            assert!(!istio_accepts(bad), "{bad}");
         }
     }
 }

@@ -23,6 +23,9 @@ use crate::config::{
     scope, ConfigError, Object, ObjectRef, Problem, Workload, KIND_AUTHORIZATION_POLICY,
 };
 
+/// The CRD's limit on `spec.rules` and on each rule's `from`.
+pub(crate) const MAX_RULES: usize = 512;
+
 /// Why an `experimental.envoy.filters.*` condition is not evaluated.
 pub(crate) const UNSUPPORTED_ENVOY_METADATA: &str =
     "Envoy dynamic metadata (experimental.envoy.filters.*) is not visible to a Wasm filter";
@@ -72,15 +75,21 @@ impl Policy {
     /// Why Warden cannot enforce the policy exactly, if it cannot: it then fails closed for
     /// the workloads it selects (a CUSTOM rule that matches denies; a condition Warden cannot
     /// evaluate counts against the request).
-    pub fn unenforceable(&self) -> Option<&'static str> {
+    pub fn unenforceable(&self) -> Option<String> {
         if self.action == Action::Custom {
             return Some(
                 "action CUSTOM: Warden does not call external authorizers, so a request a \
-                 CUSTOM rule matches is denied (as when the authorizer is unreachable)",
+                 CUSTOM rule matches is denied (as when the authorizer is unreachable)"
+                    .to_string(),
             );
         }
-        self.rules.iter().flat_map(Rule::checks).find_map(|check| match check.test {
-            Test::Unsupported { reason } => Some(reason),
+        self.unsupported().next().map(|(field, reason)| format!("{field}: {reason}"))
+    }
+
+    /// The checks Warden cannot evaluate exactly, with why: each fails closed.
+    pub fn unsupported(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.rules.iter().flat_map(Rule::checks).filter_map(|check| match &check.test {
+            Test::Unsupported { reason } => Some((&*check.field, &**reason)),
             _ => None,
         })
     }
@@ -167,7 +176,7 @@ pub(crate) enum Test {
     /// A condition Istio accepts and Warden cannot evaluate exactly: always unknown, so it
     /// fails closed (`eval.rs`). `reason` says why, for `warden check` and the logs.
     Unsupported {
-        reason: &'static str,
+        reason: Box<str>,
     },
 }
 
@@ -185,8 +194,13 @@ pub fn validate(
 ) -> Result<Policy, Vec<ConfigError>> {
     let at = object.object_ref(KIND_AUTHORIZATION_POLICY);
     let spec = &object.spec;
-    let mut v =
-        Validator { at: &at, mesh, namespace: &object.metadata.namespace, errors: Vec::new() };
+    let mut v = Validator {
+        at: &at,
+        mesh,
+        namespace: &object.metadata.namespace,
+        errors: Vec::new(),
+        stricter: None,
+    };
 
     let targets_gateways = spec.target_ref.is_some() || !spec.target_refs.is_empty();
     if targets_gateways && spec.selector.is_some() {
@@ -202,6 +216,18 @@ pub fn validate(
     }
     if spec.action == Action::Deny && spec.rules.is_empty() {
         v.error("spec.rules", PolicyProblem::DenyWithoutRules);
+    }
+    // The CRD's `maxItems` (istio/istio manifests/charts/base/files/crd-all.gen.yaml).
+    if spec.rules.len() > MAX_RULES {
+        v.error("spec.rules", PolicyProblem::TooMany { count: spec.rules.len(), max: MAX_RULES });
+    }
+    for (i, rule) in spec.rules.iter().enumerate() {
+        if let Some(from) = rule.from.as_ref().filter(|from| from.len() > MAX_RULES) {
+            v.error(
+                format!("spec.rules[{i}].from"),
+                PolicyProblem::TooMany { count: from.len(), max: MAX_RULES },
+            );
+        }
     }
 
     let dry_run_field = format!("metadata.annotations[{DRY_RUN_ANNOTATION}]");
@@ -245,7 +271,10 @@ pub fn validate(
             let mut when = Vec::new();
             if let Some(conditions) = &rule.when {
                 if conditions.is_empty() {
-                    v.error(format!("{base}.when"), PolicyProblem::EmptyList);
+                    let field = format!("{base}.when");
+                    v.stricter(&field, PolicyProblem::EmptyList);
+                    let check = v.check(field, "when", &[], false, Test::Path(Box::new([])));
+                    when.push(check);
                 }
                 for (j, condition) in conditions.iter().enumerate() {
                     v.condition(&format!("{base}.when[{j}]"), condition, &mut when);
@@ -287,11 +316,43 @@ struct Validator<'a> {
     mesh: &'a Mesh,
     namespace: &'a str,
     errors: Vec<ConfigError>,
+    /// A value Istio accepts and Warden will not enforce as written, met while validating the
+    /// current field: the field becomes a check that fails closed instead of an error.
+    stricter: Option<String>,
 }
 
 impl Validator<'_> {
     fn error(&mut self, field: impl Into<String>, problem: PolicyProblem) {
         self.errors.push(ConfigError::at(self.at, field, Problem::Authz(problem)));
+    }
+
+    /// A value Istio's validation accepts but Warden will not enforce as written (it could
+    /// only ever mean a policy that does not do what it says, or Envoy would refuse what
+    /// istiod generates from it). Not an error: one such policy must not refuse the whole
+    /// configuration of every sidecar. The field fails closed where the policy applies, and
+    /// `warden check` warns (docs/compatibility.md).
+    fn stricter(&mut self, field: impl Into<String>, problem: PolicyProblem) {
+        let field = field.into();
+        if self.stricter.is_none() {
+            self.stricter = Some(format!("{field}: {problem}"));
+        }
+    }
+
+    /// The check for a field: `test`, or, when a value Warden will not enforce was met, a
+    /// check that fails closed.
+    fn check(
+        &mut self,
+        field: String,
+        key: &str,
+        values: &[String],
+        negated: bool,
+        test: Test,
+    ) -> Check {
+        let test = match self.stricter.take() {
+            Some(reason) => Test::Unsupported { reason: reason.into() },
+            None => test,
+        };
+        Check { field: field.into(), key: key.into(), values: values.into(), negated, test }
     }
 
     /// What Istio requires of a CUSTOM policy (`pkg/config/validation/validation.go`
@@ -351,7 +412,8 @@ impl Validator<'_> {
     fn values<'v>(&mut self, field: &str, values: Option<&'v Vec<String>>) -> Option<&'v [String]> {
         let values = values?;
         if values.is_empty() {
-            self.error(field, PolicyProblem::EmptyList);
+            // Istio decodes `[]` as an absent field; Warden will not read it as "anything".
+            self.stricter(field, PolicyProblem::EmptyList);
         }
         for (i, value) in values.iter().enumerate() {
             if value.is_empty() {
@@ -380,13 +442,8 @@ impl Validator<'_> {
                 compiled.extend(parsed);
             }
         }
-        checks.push(Check {
-            field: field.into(),
-            key: key.into(),
-            values: values.into(),
-            negated,
-            test: test(compiled.into()),
-        });
+        let check = self.check(field, key, values, negated, test(compiled.into()));
+        checks.push(check);
     }
 
     /// A field and its `not` twin (`principals`/`notPrincipals`): the same parser and test,
@@ -425,7 +482,11 @@ impl Validator<'_> {
         check: impl Fn(&mut Self, &str, &T) -> Vec<Check>,
     ) -> Vec<Vec<Check>> {
         if entries.is_empty() {
-            self.error(list, PolicyProblem::EmptyList);
+            // `from: []` is an absent `from` to Istio (it matches any source); Warden makes it
+            // one alternative that fails closed.
+            self.stricter(list, PolicyProblem::EmptyList);
+            let check = self.check(list.to_string(), field, &[], false, Test::Path(Box::new([])));
+            return vec![vec![check]];
         }
         entries
             .iter()
@@ -606,6 +667,21 @@ impl Validator<'_> {
         }
         let attribute = match Attribute::parse(&condition.key) {
             Ok(attribute) => attribute,
+            Err(problem @ PolicyProblem::MalformedKey { .. })
+                if super::attribute::istio_accepts_key(&condition.key) =>
+            {
+                // Istio's validation accepts the key; its generator would drop the rule.
+                self.stricter(format!("{base}.key"), problem);
+                let check = self.check(
+                    format!("{base}.key"),
+                    &condition.key,
+                    &[],
+                    false,
+                    Test::Path(Box::new([])),
+                );
+                checks.push(check);
+                return;
+            }
             Err(problem) => {
                 self.error(format!("{base}.key"), problem);
                 return;
@@ -623,26 +699,18 @@ impl Validator<'_> {
                     let Some(list) = self.values(&field, values) else { continue };
                     let patterns =
                         list.iter().filter(|v| !v.is_empty()).map(|v| Pattern::header(v));
-                    checks.push(Check {
-                        field: field.into(),
-                        key: key.into(),
-                        values: list.into(),
-                        negated,
-                        test: Test::Header { name: header, patterns: patterns.collect() },
-                    });
+                    let test = Test::Header { name: header, patterns: patterns.collect() };
+                    let check = self.check(field, key, list, negated, test);
+                    checks.push(check);
                 }
                 Attribute::RequestClaim(path) => {
                     self.claim(checks, field, key, negated, values, path.clone());
                 }
                 Attribute::EnvoyMetadata => {
                     let Some(list) = self.values(&field, values) else { continue };
-                    checks.push(Check {
-                        field: field.into(),
-                        key: key.into(),
-                        values: list.into(),
-                        negated,
-                        test: Test::Unsupported { reason: UNSUPPORTED_ENVOY_METADATA },
-                    });
+                    let reason = UNSUPPORTED_ENVOY_METADATA.into();
+                    let check = self.check(field, key, list, negated, Test::Unsupported { reason });
+                    checks.push(check);
                 }
                 Attribute::RequestAudiences => {
                     self.claim(checks, field, key, negated, values, ["aud".to_string()].into());
@@ -728,13 +796,14 @@ impl Validator<'_> {
     ) {
         let Some(list) = self.values(&field, values) else { return };
         let patterns = list.iter().filter(|v| !v.is_empty()).map(|v| Pattern::string(v));
-        checks.push(Check {
-            field: field.into(),
-            key: key.into(),
-            values: list.into(),
+        let check = self.check(
+            field,
+            key,
+            list,
             negated,
-            test: Test::Claim { path, patterns: patterns.collect() },
-        });
+            Test::Claim { path, patterns: patterns.collect() },
+        );
+        checks.push(check);
     }
 
     fn service_account_count(&mut self, field: &str, values: Option<&Vec<String>>) {
@@ -753,7 +822,7 @@ impl Validator<'_> {
 
     fn no_control_characters(&mut self, field: &str, value: &str) -> Option<()> {
         if value.chars().any(char::is_control) {
-            self.error(field, PolicyProblem::ControlCharacter(value.to_string()));
+            self.stricter(field, PolicyProblem::ControlCharacter(value.to_string()));
             return None;
         }
         Some(())
@@ -814,10 +883,13 @@ impl Validator<'_> {
         match parsed {
             Ok(pattern) => Some(vec![pattern]),
             Err(reason) => {
-                self.error(
-                    field,
-                    PolicyProblem::InvalidPathTemplate { path: value.into(), reason },
-                );
+                let problem = PolicyProblem::InvalidPathTemplate { path: value.into(), reason };
+                if super::path_template::istio_accepts(value) {
+                    // Istio accepts it, and Envoy would refuse what istiod generates.
+                    self.stricter(field, problem);
+                } else {
+                    self.error(field, problem);
+                }
                 None
             }
         }
@@ -866,7 +938,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_lists_and_sources_are_refused() {
+    fn empty_sources_are_refused_and_empty_lists_fail_closed() {
         let spec = AuthorizationPolicySpec {
             rules: vec![RuleSpec {
                 from: Some(vec![RuleFrom { source: Some(Source::default()) }]),
@@ -875,13 +947,21 @@ mod tests {
             }],
             ..Default::default()
         };
+        // Istio refuses `source: {}`; it reads `to: []` as an absent `to` (so Warden does not
+        // refuse it, and will not read it as "any operation" either).
         assert_eq!(
-            errors(spec),
-            vec![
-                ("spec.rules[0].from[0].source".to_string(), PolicyProblem::EmptySource),
-                ("spec.rules[0].to".to_string(), PolicyProblem::EmptyList),
-            ]
+            errors(spec.clone()),
+            vec![("spec.rules[0].from[0].source".to_string(), PolicyProblem::EmptySource)]
         );
+        let spec = AuthorizationPolicySpec {
+            rules: vec![RuleSpec { from: None, to: Some(vec![]), when: None }],
+            ..Default::default()
+        };
+        let policy = validate(&object(spec), &Mesh::default()).unwrap();
+        let unsupported: Vec<(&str, &str)> = policy.unsupported().collect();
+        assert_eq!(unsupported.len(), 1);
+        assert_eq!(unsupported[0].0, "spec.rules[0].to");
+        assert!(policy.unenforceable().unwrap().contains("must not be empty"));
     }
 
     #[test]

@@ -82,6 +82,12 @@ pub enum Problem {
     /// An invalid plugin-level setting.
     #[error("{0}")]
     Setting(String),
+    /// A problem in a `selector` (either kind).
+    #[error(transparent)]
+    Selector(#[from] crate::config::scope::SelectorProblem),
+    /// An annotation Istio refuses (either kind).
+    #[error(transparent)]
+    Annotation(#[from] crate::config::AnnotationProblem),
     /// A problem in an `AuthorizationPolicy`.
     #[error(transparent)]
     Authz(#[from] crate::authz::PolicyProblem),

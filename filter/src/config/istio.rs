@@ -258,8 +258,9 @@ pub struct JwtRule {
     /// Accepted audiences; empty accepts any (as Envoy does).
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// Where the JWKS is fetched from (through an Envoy cluster).
-    #[serde(default)]
+    /// Where the JWKS is fetched from (through an Envoy cluster). `jwks_uri`, the proto's own
+    /// spelling, which Istio's CRD also lists, is accepted for it.
+    #[serde(default, alias = "jwks_uri")]
     pub jwks_uri: String,
     /// Inline JWKS (JSON), exclusive with `jwksUri`.
     #[serde(default)]
@@ -288,6 +289,21 @@ pub struct JwtRule {
     /// Top-level claims split on spaces into lists (`scope` and `permission` always are).
     #[serde(default)]
     pub space_delimited_claims: Vec<String>,
+    /// Whether a token must be present (`OPTIONAL` by default). istio/api added the field;
+    /// istiod does not act on it yet, so `REQUIRED` is enforced by Warden only.
+    #[serde(default)]
+    pub presence: Option<Presence>,
+}
+
+/// `jwtRules[].presence`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Presence {
+    /// A request without a token goes on anonymous (authorization decides).
+    #[default]
+    Optional,
+    /// A request without a token is refused with 401 `Jwt is missing`.
+    Required,
 }
 
 /// `jwtRules[].fromHeaders[]`.

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use error::{ConfigError, ConfigErrors, ObjectRef, Problem};
-pub use istio::{AuthorizationPolicySpec, ObjectMeta, RequestAuthenticationSpec};
+pub use istio::{AuthorizationPolicySpec, ObjectMeta, RequestAuthenticationSpec, WorkloadSelector};
 pub use plugin::{PluginConfig, Workload};
 
 /// The two kinds Warden reads.
@@ -66,6 +66,14 @@ impl Resource {
             Resource::RequestAuthentication(o) => o.object_ref(KIND_REQUEST_AUTHENTICATION),
         }
     }
+
+    /// `spec.selector`, if any.
+    pub fn selector(&self) -> Option<&WorkloadSelector> {
+        match self {
+            Resource::AuthorizationPolicy(o) => o.spec.selector.as_ref(),
+            Resource::RequestAuthentication(o) => o.spec.selector.as_ref(),
+        }
+    }
 }
 
 /// What a document turned out to be.
@@ -81,6 +89,47 @@ pub enum Document {
         /// `kind`, possibly empty.
         kind: String,
     },
+}
+
+/// An annotation Istio's validation refuses (`pkg/config/validation/validation.go`
+/// `validateMetadata`, `checkDryRunAnnotation`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnotationProblem {
+    /// `internal.istio.io/webhook-always-reject`: Istio refuses every object carrying it.
+    #[error("Istio rejects every object with this annotation")]
+    AlwaysReject,
+    /// `internal.istio.io/parent-namespace`, `internal.istio.io/parents`: reserved for Istio.
+    #[error("this annotation is reserved for Istio and may not be set by users")]
+    Reserved,
+    /// `istio.io/dry-run` on a `RequestAuthentication`, which has no dry-run mode.
+    #[error(
+        "RequestAuthentication does not support istio.io/dry-run: remove it (Istio refuses it; \
+         a user expecting a dry run would get enforcement)"
+    )]
+    DryRunUnsupported,
+}
+
+/// Checks the annotations Istio refuses on any security object.
+fn annotation_errors(at: &ObjectRef, kind: &str, metadata: &ObjectMeta) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for key in metadata.annotations.keys() {
+        let problem = match key.as_str() {
+            "internal.istio.io/webhook-always-reject" => AnnotationProblem::AlwaysReject,
+            "internal.istio.io/parent-namespace" | "internal.istio.io/parents" => {
+                AnnotationProblem::Reserved
+            }
+            "istio.io/dry-run" if kind == KIND_REQUEST_AUTHENTICATION => {
+                AnnotationProblem::DryRunUnsupported
+            }
+            _ => continue,
+        };
+        errors.push(ConfigError::at(
+            at,
+            format!("metadata.annotations[{key}]"),
+            Problem::Annotation(problem),
+        ));
+    }
+    errors
 }
 
 /// Reads one Kubernetes object. `Ok(Document::Other)` for kinds that are not Istio security
@@ -134,6 +183,7 @@ pub fn parse_document(value: &Value) -> Result<Document, ConfigErrors> {
     if metadata.namespace.is_empty() {
         errors.push(ConfigError::at(&at, "metadata.namespace", Problem::Missing));
     }
+    errors.extend(annotation_errors(&at, kind, &metadata));
     let empty = Value::Object(Default::default());
     let spec = object.get("spec").unwrap_or(&empty);
     let resource = if kind == KIND_AUTHORIZATION_POLICY {
@@ -141,6 +191,13 @@ pub fn parse_document(value: &Value) -> Result<Document, ConfigErrors> {
     } else {
         deserialize(spec).map(|spec| Resource::RequestAuthentication(Object { metadata, spec }))
     };
+    if let Ok(resource) = &resource {
+        if let Some(selector) = resource.selector() {
+            for (field, problem) in scope::validate_selector(selector) {
+                errors.push(ConfigError::at(&at, field, Problem::Selector(problem)));
+            }
+        }
+    }
     match resource {
         Ok(resource) if errors.is_empty() => Ok(Document::Resource(Box::new(resource))),
         Ok(_) => Err(ConfigErrors(errors)),
