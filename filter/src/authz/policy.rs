@@ -932,6 +932,39 @@ mod tests {
     }
 
     #[test]
+    fn rules_and_sources_stop_at_the_crds_max_items() {
+        // istio/istio manifests/charts/base/files/crd-all.gen.yaml: rules and from `maxItems: 512`.
+        let allow_all = RuleSpec { from: None, to: None, when: None };
+        let spec = |rules: usize, from: usize| AuthorizationPolicySpec {
+            rules: vec![
+                RuleSpec {
+                    from: Some(vec![
+                        RuleFrom {
+                            source: Some(Source {
+                                namespaces: Some(vec!["a".into()]),
+                                ..Default::default()
+                            })
+                        };
+                        from
+                    ]),
+                    ..allow_all.clone()
+                };
+                rules
+            ],
+            ..Default::default()
+        };
+        assert!(errors(spec(MAX_RULES, MAX_RULES)).is_empty());
+        assert_eq!(
+            errors(spec(MAX_RULES + 1, 1)),
+            vec![("spec.rules".to_string(), PolicyProblem::TooMany { count: 513, max: 512 })]
+        );
+        assert_eq!(
+            errors(spec(1, MAX_RULES + 1)),
+            vec![("spec.rules[0].from".to_string(), PolicyProblem::TooMany { count: 513, max: 512 })]
+        );
+    }
+
+    #[test]
     fn deny_without_rules_is_refused() {
         let spec = AuthorizationPolicySpec { action: Action::Deny, ..Default::default() };
         assert_eq!(errors(spec), vec![("spec.rules".to_string(), PolicyProblem::DenyWithoutRules)]);
