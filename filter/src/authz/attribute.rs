@@ -50,22 +50,152 @@ pub(crate) enum Attribute {
 const HEADERS: &str = "request.headers";
 const CLAIMS: &str = "request.auth.claims";
 
+/// Where the glue gets an attribute from Envoy. The compiled rules of a workload name the
+/// channels they read ([`super::Needs`]), and the glue asks Envoy for those only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The verified client certificate (or, with `peerIdentity: xfcc`, the XFCC header).
+    PeerCertificate,
+    /// The TCP peer, handed over by a network filter.
+    DirectPeer,
+    /// `source.address`: the client address Envoy derived.
+    RemoteAddress,
+    /// The request's header map, always read (`:method`, `:path`, `:authority` are in it).
+    HeaderMap,
+    /// `destination.address`.
+    DestinationAddress,
+    /// `destination.port`.
+    DestinationPort,
+    /// `connection.requested_server_name`.
+    Sni,
+    /// The token Warden verified.
+    Token,
+}
+
+/// One row of the attribute table: an Istio attribute, what istiod generates for it, where
+/// Warden reads it and how it matches. `docs/compatibility.md#request-attributes` is this
+/// table (a test renders it and compares).
+#[derive(Debug)]
+pub struct AttributeInfo {
+    /// The `from`/`to` fields and `when` keys that read it.
+    pub istio: &'static str,
+    /// The Envoy RBAC principal or permission istiod generates.
+    pub envoy: &'static str,
+    /// Where the glue reads it.
+    pub channel: Channel,
+    /// What Warden reads, in the words of Envoy's attributes.
+    pub reads: &'static str,
+    /// How its values match.
+    pub matching: &'static str,
+}
+
+/// Every request attribute Warden decides on.
+pub const ATTRIBUTES: &[AttributeInfo] = &[
+    AttributeInfo {
+        istio:
+            "`principals`, `namespaces`, `serviceAccounts`, `trustDomains`, `source.principal`, …",
+        envoy: "`authenticated` over every URI SAN, every DNS SAN, then the subject",
+        channel: Channel::PeerCertificate,
+        reads: "the verified certificate (`connection.peer_certificate`, parsed; \
+                `connection.subject_peer_certificate`), read once per connection; or, with \
+                `peerIdentity: xfcc`, the last `x-forwarded-client-cert` element",
+        matching: "[peer identity](#peer-identity)",
+    },
+    AttributeInfo {
+        istio: "`ipBlocks`, `source.ip`",
+        envoy: "`direct_remote_ip`: the TCP peer",
+        channel: Channel::DirectPeer,
+        reads: "handed over by a network filter, read once per connection",
+        matching: "[addresses](#addresses)",
+    },
+    AttributeInfo {
+        istio: "`remoteIpBlocks`, `remote.ip`",
+        envoy: "`remote_ip`: the client address Envoy derived",
+        channel: Channel::RemoteAddress,
+        reads: "`source.address`, per request",
+        matching: "[addresses](#addresses)",
+    },
+    AttributeInfo {
+        istio: "`request.headers[...]`",
+        envoy: "`header` (`HeaderMatcher`)",
+        channel: Channel::HeaderMap,
+        reads: "the header map (one host call per request)",
+        matching: "each value of a repeated header on its own ([headers](#headers))",
+    },
+    AttributeInfo {
+        istio: "`methods`",
+        envoy: "`header` on `:method`",
+        channel: Channel::HeaderMap,
+        reads: "the header map",
+        matching: "exact, prefix, suffix, `*` = present",
+    },
+    AttributeInfo {
+        istio: "`hosts`",
+        envoy: "`header` on `:authority`, `ignore_case`",
+        channel: Channel::HeaderMap,
+        reads: "the header map",
+        matching: "case-insensitive; the port is part of the value",
+    },
+    AttributeInfo {
+        istio: "`paths`",
+        envoy: "`url_path` (query and fragment dropped) or `uri_template`",
+        channel: Channel::HeaderMap,
+        reads: "the header map",
+        matching: "Envoy's string and path-template matchers",
+    },
+    AttributeInfo {
+        istio: "`ports`, `destination.port`",
+        envoy: "`destination_port`",
+        channel: Channel::DestinationPort,
+        reads: "`destination.port`, read once per connection",
+        matching: "exact",
+    },
+    AttributeInfo {
+        istio: "`destination.ip`",
+        envoy: "`destination_ip`",
+        channel: Channel::DestinationAddress,
+        reads: "`destination.address`, read once per connection",
+        matching: "CIDR",
+    },
+    AttributeInfo {
+        istio: "`connection.sni`",
+        envoy: "`requested_server_name`",
+        channel: Channel::Sni,
+        reads: "`connection.requested_server_name`, read once per connection",
+        matching: "string matcher",
+    },
+    AttributeInfo {
+        istio: "`requestPrincipals`, `request.auth.*`",
+        envoy: "metadata from `jwt_authn`",
+        channel: Channel::Token,
+        reads: "the verified token",
+        matching: "string, or a list containing a matching string",
+    },
+];
+
+/// The `when` keys without brackets, and what each reads.
+pub(crate) const FIXED_KEYS: &[(&str, Attribute)] = &[
+    ("source.ip", Attribute::SourceIp),
+    ("remote.ip", Attribute::RemoteIp),
+    ("source.namespace", Attribute::SourceNamespace),
+    ("source.serviceAccount", Attribute::SourceServiceAccount),
+    ("source.principal", Attribute::SourcePrincipal),
+    ("source.trustDomain", Attribute::SourceTrustDomain),
+    ("request.auth.principal", Attribute::RequestPrincipal),
+    ("request.auth.audiences", Attribute::RequestAudiences),
+    ("request.auth.presenter", Attribute::RequestPresenter),
+    ("destination.ip", Attribute::DestinationIp),
+    ("destination.port", Attribute::DestinationPort),
+    ("connection.sni", Attribute::ConnectionSni),
+];
+
 impl Attribute {
     /// Parses a `when` key.
     pub(crate) fn parse(key: &str) -> Result<Attribute, PolicyProblem> {
+        if let Some((_, attribute)) = FIXED_KEYS.iter().find(|(fixed, _)| *fixed == key) {
+            return Ok(attribute.clone());
+        }
         let attribute = match key {
-            "source.ip" => Attribute::SourceIp,
-            "remote.ip" => Attribute::RemoteIp,
-            "source.namespace" => Attribute::SourceNamespace,
-            "source.serviceAccount" => Attribute::SourceServiceAccount,
-            "source.principal" => Attribute::SourcePrincipal,
-            "source.trustDomain" => Attribute::SourceTrustDomain,
-            "request.auth.principal" => Attribute::RequestPrincipal,
-            "request.auth.audiences" => Attribute::RequestAudiences,
-            "request.auth.presenter" => Attribute::RequestPresenter,
-            "destination.ip" => Attribute::DestinationIp,
-            "destination.port" => Attribute::DestinationPort,
-            "connection.sni" => Attribute::ConnectionSni,
             "destination.namespace" => {
                 return Err(removed(key, "it is replaced by the policy's metadata.namespace"))
             }
@@ -164,6 +294,31 @@ mod tests {
     use super::*;
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// `docs/compatibility.md#request-attributes` is [`ATTRIBUTES`], row for row.
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn the_documented_table_is_the_attribute_table() {
+        let docs = include_str!("../../../docs/compatibility.md");
+        let rows: Vec<String> = ATTRIBUTES
+            .iter()
+            .map(|a| format!("| {} | {} | {} | {} |", a.istio, a.envoy, a.reads, a.matching))
+            .collect();
+        let documented: Vec<&str> = docs
+            .split("## Request attributes")
+            .nth(1)
+            .and_then(|section| section.split("\n### ").next())
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .collect();
+        assert_eq!(
+            documented,
+            rows,
+            "docs/compatibility.md#request-attributes should read:\n{}",
+            rows.join("\n")
+        );
+    }
 
     #[test]
     fn headers_are_lower_cased() {

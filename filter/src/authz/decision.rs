@@ -143,8 +143,23 @@ pub struct Needs {
     pub destination_port: bool,
     /// `connection.sni`.
     pub sni: bool,
-    /// `request.headers[..]` conditions.
-    pub headers: bool,
     /// The JWT identity (`requestPrincipals`, `request.auth.*`).
     pub identity: bool,
+}
+
+impl Needs {
+    /// Notes that a rule reads `channel` (the header map is always read).
+    pub fn add(&mut self, channel: super::Channel) {
+        use super::Channel::*;
+        match channel {
+            PeerCertificate => self.peer = true,
+            DirectPeer => self.source_ip = true,
+            RemoteAddress => self.remote_ip = true,
+            DestinationAddress => self.destination_ip = true,
+            DestinationPort => self.destination_port = true,
+            Sni => self.sni = true,
+            Token => self.identity = true,
+            HeaderMap => {}
+        }
+    }
 }

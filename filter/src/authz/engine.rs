@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::decision::{AppliedPolicy, Decision, DryRunAllow, Needs, Reason, RuleRef, Unknowns};
 use super::eval::Attributes;
 use super::index::{Hits, Index};
-use super::policy::{Policy, Rule, Test};
+use super::policy::{Policy, Rule};
 use super::{Action, Mesh};
 use crate::config::Workload;
 use crate::request::{Identity, Observed, Request};
@@ -142,16 +142,8 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
 pub(super) fn needs_of<'r>(rules: impl Iterator<Item = &'r Rule>) -> Needs {
     let mut needs = Needs::default();
     for check in rules.flat_map(Rule::checks) {
-        match check.test {
-            Test::Peer(_) => needs.peer = true,
-            Test::SourceIp(_) => needs.source_ip = true,
-            Test::RemoteIp(_) => needs.remote_ip = true,
-            Test::DestinationIp(_) => needs.destination_ip = true,
-            Test::DestinationPort(_) => needs.destination_port = true,
-            Test::Sni(_) => needs.sni = true,
-            Test::Header { .. } => needs.headers = true,
-            Test::RequestPrincipal(_) | Test::Claim { .. } => needs.identity = true,
-            Test::Host(_) | Test::Method(_) | Test::Path(_) | Test::Unsupported { .. } => {}
+        if let Some(channel) = check.test.channel() {
+            needs.add(channel);
         }
     }
     needs
@@ -384,14 +376,7 @@ mod tests {
         );
         assert_eq!(
             engine.needs(),
-            Needs {
-                peer: true,
-                source_ip: true,
-                headers: true,
-                identity: true,
-                sni: true,
-                ..Needs::default()
-            }
+            Needs { peer: true, source_ip: true, identity: true, sni: true, ..Needs::default() }
         );
         let paths_only = compile(
             &[policy(

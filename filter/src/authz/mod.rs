@@ -39,6 +39,7 @@ mod principal;
 
 pub use crate::config::istio::Action;
 pub use crate::config::ObjectRef;
+pub use attribute::{AttributeInfo, Channel, ATTRIBUTES};
 pub use decision::{AppliedPolicy, Decision, DryRunAllow, Needs, Reason, RuleRef, Unknowns};
 pub use engine::{compile, Engine};
 pub use explain::{

@@ -180,6 +180,26 @@ pub(crate) enum Test {
     },
 }
 
+impl Test {
+    /// Where the glue reads what it tests (`None`: nothing it can read).
+    pub(crate) fn channel(&self) -> Option<super::Channel> {
+        use super::Channel;
+        Some(match self {
+            Test::Peer(_) => Channel::PeerCertificate,
+            Test::SourceIp(_) => Channel::DirectPeer,
+            Test::RemoteIp(_) => Channel::RemoteAddress,
+            Test::DestinationIp(_) => Channel::DestinationAddress,
+            Test::DestinationPort(_) => Channel::DestinationPort,
+            Test::Sni(_) => Channel::Sni,
+            Test::Host(_) | Test::Method(_) | Test::Path(_) | Test::Header { .. } => {
+                Channel::HeaderMap
+            }
+            Test::RequestPrincipal(_) | Test::Claim { .. } => Channel::Token,
+            Test::Unsupported { .. } => return None,
+        })
+    }
+}
+
 /// One `paths` value.
 #[derive(Debug, Clone)]
 pub(crate) enum PathPattern {
@@ -932,6 +952,50 @@ mod tests {
     }
 
     #[test]
+    fn every_when_key_reads_the_channel_its_table_row_names() {
+        use crate::authz::attribute::FIXED_KEYS;
+        use crate::authz::Channel;
+        use crate::authz::ATTRIBUTES;
+        use crate::config::istio::Condition;
+        let keys = FIXED_KEYS.iter().map(|(key, _)| key.to_string());
+        for key in keys.chain(["request.headers[x-a]".into(), "request.auth.claims[a]".into()]) {
+            let value = if key.ends_with(".ip") { "10.0.0.0/8" } else { "1" };
+            let spec = AuthorizationPolicySpec {
+                rules: vec![RuleSpec {
+                    from: None,
+                    to: None,
+                    when: Some(vec![Condition {
+                        key: key.clone(),
+                        values: Some(vec![value.into()]),
+                        not_values: None,
+                    }]),
+                }],
+                ..Default::default()
+            };
+            let policy = validate(&object(spec), &Mesh::default()).unwrap();
+            let channel = policy.rules[0].when[0].test.channel().unwrap();
+            let family = key.split('[').next().unwrap_or_default();
+            // The row naming the key, else its family's row (`source.*` peer attributes share
+            // the certificate's row, `request.auth.*` the token's).
+            let row = ATTRIBUTES
+                .iter()
+                .find(|row| {
+                    row.istio.contains(&format!("`{key}`"))
+                        || row.istio.contains(&format!("`{family}[...]`"))
+                })
+                .or_else(|| {
+                    ATTRIBUTES.iter().find(|row| {
+                        (key.starts_with("request.auth.") && row.istio.contains("request.auth.*"))
+                            || (key.starts_with("source.")
+                                && row.channel == Channel::PeerCertificate)
+                    })
+                })
+                .unwrap_or_else(|| panic!("{key}: no row in ATTRIBUTES"));
+            assert_eq!(row.channel, channel, "{key}");
+        }
+    }
+
+    #[test]
     fn rules_and_sources_stop_at_the_crds_max_items() {
         // istio/istio manifests/charts/base/files/crd-all.gen.yaml: rules and from `maxItems: 512`.
         let allow_all = RuleSpec { from: None, to: None, when: None };
@@ -960,7 +1024,10 @@ mod tests {
         );
         assert_eq!(
             errors(spec(1, MAX_RULES + 1)),
-            vec![("spec.rules[0].from".to_string(), PolicyProblem::TooMany { count: 513, max: 512 })]
+            vec![(
+                "spec.rules[0].from".to_string(),
+                PolicyProblem::TooMany { count: 513, max: 512 }
+            )]
         );
     }
 
