@@ -25,6 +25,10 @@
 #                          benches/results/<date>.md, latest.md and the chart
 #   make bench-envoy-check the differential test: native filters and Warden, generated from the
 #                          same policies, must answer every request of a corpus alike
+#   make fuzz              every fuzz target for FUZZ_SECONDS (default 60) each, or FUZZ_RUNS
+#                          executions; TARGETS=… for some (fuzz/README.md; nightly, cargo-fuzz)
+#   make soak              the playground under load for DURATION seconds (default 600), every
+#                          answer checked, memory sampled: benches/results/soak/
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -115,7 +119,7 @@ istio-check: cli
 
 .PHONY: test lint test-native test-wasm
 
-test: deps lint test-native test-wasm validate e2e bench-envoy-check
+test: deps lint test-native test-wasm validate e2e bench-envoy-check fuzz-smoke soak-short
 
 lint:
 	cargo fmt --all -- --check
@@ -164,3 +168,22 @@ bench-envoy: bench-deps
 
 bench-envoy-check:
 	benches/envoy/diff.sh
+
+# Fuzzing (fuzz/README.md): cargo-fuzz on the nightly toolchain; fuzz/run.sh installs cargo-fuzz
+# and skips, saying so, where no nightly toolchain is installed.
+.PHONY: fuzz fuzz-smoke soak soak-short
+
+fuzz:
+	fuzz/run.sh $(TARGETS)
+
+# The suite's share: every target for 10 s from the committed corpus (regressions included).
+fuzz-smoke:
+	FUZZ_SECONDS=10 fuzz/run.sh
+
+# The soak (benches/soak.sh); DURATION in seconds.
+soak: bench-deps
+	DURATION=$${DURATION:-600} benches/soak.sh
+
+# The suite's share: 60 s, its report in target/soak (not the committed one).
+soak-short: wasm cli
+	DURATION=60 SOAK_OUT=$(CURDIR)/target/soak benches/soak.sh

@@ -435,7 +435,7 @@ EOF
   t "envoy/certs.sh rotate backend" "a new certificate for backend; calls keep working (file-based SDS)"
   t "curl -X POST $I/rotate" "a new signing key; tokens signed with it verify (Warden refetches the JWKS)"
   t "edit envoy/policies/*.yaml, then e2e/mesh.sh reload" "the sidecars load the new policies (filesystem ECDS)"
-  t "curl -X POST '$I/fault?mode=down'" "the JWKS endpoint misbehaves (ok, down, 500, html, garbage, empty, slow)"
+  t "curl -X POST '$I/fault?mode=down'" "the JWKS endpoint misbehaves (ok, down, 500, html, garbage, empty, slow, huge)"
   cat <<EOF
 
 Inside

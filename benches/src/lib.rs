@@ -3,3 +3,4 @@
 pub mod envoy;
 pub mod policies;
 pub mod report;
+pub mod soak;

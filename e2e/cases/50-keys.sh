@@ -75,6 +75,12 @@ fault_case 500 "500"
 fault_case html "200 with an HTML login page"
 fault_case garbage "200 with truncated JSON"
 fault_case empty "200 with an empty key set"
+fault_case huge "200 with the key set padded past the 256 KiB cap (MAX_JWKS_BYTES)"
+
+begin "the issuer's request log shows the oversized key set was served, and Warden logged why it refused it"
+expect_at_least "backend log lines refusing the oversized key set" 1 \
+  "$(log_since_start backend | grep -c 'JWKS is larger than\|larger than 262144\|too large' || true)"
+end
 
 begin "JWKS healthy again, old keys dropped (rotate?drop_old=1): new key accepted within 12 s, dropped key refused"
 fault ok
@@ -134,4 +140,25 @@ for try in 1 2 3 4 5; do
 done
 fault ok
 [ "$waited" = 1 ] || fail "no request waited for the slow fetch (each was refused at once)"
+end
+
+# A JWKS server that accepts the connection and never answers: the fetch times out at the rule's
+# `timeout` (RequestAuthentication default 5 s), and requests waiting for it are answered then,
+# not held until Envoy's stream timeout.
+begin "a JWKS server that hangs: a request waiting for keys gets 401 at the rule's 5 s timeout, not later"
+fault "slow&delay_ms=30000"
+j0="$(jwks_requests)"
+waited=0
+for try in 1 2 3 4 5; do
+  started=$(now_ms)
+  code="$(answer "$(stray_token)")"
+  took=$(($(now_ms) - started))
+  [ "$code" = 401 ] || fail "try $try: $code after $took ms: $(short "$(cat "$WORK/answer")")"
+  if [ "$took" -ge 3000 ]; then waited=1; break; fi
+  sleep 1
+done
+fault ok
+[ "$waited" = 1 ] || fail "no request waited for the hanging fetch (each was refused at once)"
+expect_at_most "ms a request waited for a JWKS server that never answers" 6500 "$took"
+expect_at_least "JWKS requests the issuer received (its own count)" "$((j0 + 1))" "$(jwks_requests)"
 end

@@ -1,5 +1,5 @@
 # Last: after everything above (hostile requests included), no Wasm VM failed. A trap logs
-# "panicked at" (the panic hook of proxy-wasm/proxy-wasm-rust-sdk 0.2.5 src/logger.rs) and
+# "panicked at" (Warden's panic hook, filter/src/host/logger.rs, logs the panic message) and
 # "Uncaught RuntimeError" (V8's trap message, proxy-wasm/proxy-wasm-cpp-host src/v8/v8.cc), and a
 # request on a failed VM is answered 503 with the details `wasm_fail_stream` (Envoy
 # source/extensions/common/wasm/context.cc failStream); with FAIL_RELOAD the VM would be

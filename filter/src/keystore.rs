@@ -38,6 +38,29 @@ pub trait SharedStore {
     fn set(&self, key: &str, value: &[u8], cas: u32) -> bool;
 }
 
+/// Shared data within one process, as proxy-wasm's is within one Envoy: for running several
+/// key stores natively (the tests, which simulate worker VMs).
+#[derive(Debug, Default)]
+pub struct InMemoryShared(std::cell::RefCell<std::collections::HashMap<String, (Vec<u8>, u32)>>);
+
+impl SharedStore for InMemoryShared {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, u32) {
+        match self.0.borrow().get(key) {
+            Some((value, cas)) => (Some(value.clone()), *cas),
+            None => (None, 0),
+        }
+    }
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> bool {
+        let mut map = self.0.borrow_mut();
+        let current = map.get(key).map_or(0, |(_, c)| *c);
+        if cas != 0 && cas != current {
+            return false;
+        }
+        map.insert(key.to_string(), (value.to_vec(), current.wrapping_add(1)));
+        true
+    }
+}
+
 /// Timing of fetches, from the plugin configuration's `jwks` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchSettings {
@@ -625,35 +648,13 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const JWKS_1: &str = r#"{"keys":[{"alg":"ES256","crv":"P-256","kid":"k1","kty":"EC","use":"sig","x":"jAZRxI-yIOD2DOExqwpAMOuU0_kZ2JgZTVtBKSJvsu0","y":"X0tgLz8FjQFMqzx2FLIdNoE2YpDMR0l6nMvHKmM1Ty8"}]}"#;
     const JWKS_2: &str = r#"{"keys":[{"alg":"ES256","crv":"P-256","kid":"k2","kty":"EC","use":"sig","x":"Oa4_XokaiS1eMEnff8Vq-2ZO0qqG9_4pgWSXsojLeBQ","y":"b7s9BLSSfbwYMgpAry3jaWi22cxYrAp-ed8Gyt4rgIw"}]}"#;
 
-    /// proxy-wasm shared data: values with a CAS counter per key, shared by every worker.
-    #[derive(Default)]
-    struct Memory(RefCell<HashMap<String, (Vec<u8>, u32)>>);
-
-    impl SharedStore for Memory {
-        fn get(&self, key: &str) -> (Option<Vec<u8>>, u32) {
-            match self.0.borrow().get(key) {
-                Some((value, cas)) => (Some(value.clone()), *cas),
-                None => (None, 0),
-            }
-        }
-        fn set(&self, key: &str, value: &[u8], cas: u32) -> bool {
-            let mut map = self.0.borrow_mut();
-            let current = map.get(key).map_or(0, |(_, c)| *c);
-            if cas != 0 && cas != current {
-                return false;
-            }
-            map.insert(key.to_string(), (value.to_vec(), current + 1));
-            true
-        }
-    }
+    type Memory = InMemoryShared;
 
     fn remote(discovery: bool) -> RemoteJwks {
         RemoteJwks {

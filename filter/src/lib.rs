@@ -32,6 +32,7 @@
 //! - [`authn`]: extract tokens, keep JWKS, verify, expose claims.
 //! - [`request`]: the request view the core reads; [`xfcc`]: the peer identity Envoy forwards.
 //! - [`keystore`]: fetched key sets, refreshed and shared between Envoy's worker VMs.
+//! - [`waiting`]: requests paused until their keys arrive, bounded by count and bytes.
 //! - [`enforcer`]: one workload's compiled configuration; authentication, then authorization.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
@@ -44,6 +45,7 @@ pub mod config;
 pub mod enforcer;
 pub mod keystore;
 pub mod request;
+pub mod waiting;
 pub mod xfcc;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]

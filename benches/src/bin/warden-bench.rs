@@ -5,6 +5,7 @@
 //! warden-bench diff-prepare --out DIR --warden BIN --wasm FILE [--base-port P] [--rules N]
 //! warden-bench diff-check DIR
 //! warden-bench report --run DIR --out DIR --date YYYY-MM-DD [--readme benches/README.md]
+//! warden-bench soak --seconds N --run-dir e2e/.run --ports envoy/ports.env --out DIR [--rate R]
 //! ```
 
 use std::collections::BTreeMap;
@@ -44,9 +45,9 @@ fn options(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<String>)> {
 }
 
 fn run(args: Vec<String>) -> Result<()> {
-    let (command, rest) = args
-        .split_first()
-        .ok_or_else(|| anyhow!("usage: warden-bench prepare|diff-prepare|diff-check|report …"))?;
+    let (command, rest) = args.split_first().ok_or_else(|| {
+        anyhow!("usage: warden-bench prepare|diff-prepare|diff-check|report|soak …")
+    })?;
     let (named, positional) = options(rest)?;
     let path =
         |key: &str| named.get(key).map(PathBuf::from).ok_or_else(|| anyhow!("--{key} is required"));
@@ -99,6 +100,13 @@ fn run(args: Vec<String>) -> Result<()> {
             println!("{}", out.join(format!("{date}.md")).display());
             Ok(())
         }
+        "soak" => warden_benches::soak::run(&warden_benches::soak::SoakOptions {
+            duration: std::time::Duration::from_secs(u64::try_from(number("seconds", 600)?)?),
+            rate: named.get("rate").map(|r| r.parse()).transpose().context("--rate")?,
+            run_dir: path("run-dir")?,
+            ports: path("ports")?,
+            out: path("out")?,
+        }),
         other => bail!("unknown command {other:?}"),
     }
 }

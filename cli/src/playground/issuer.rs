@@ -66,6 +66,8 @@ pub enum Fault {
     Empty,
     /// Answer normally, after a delay.
     Slow(Duration),
+    /// 200 with the real key set padded past Warden's 256 KiB limit for a key set.
+    Huge,
 }
 
 impl Fault {
@@ -78,6 +80,7 @@ impl Fault {
             Fault::Garbage => "garbage".into(),
             Fault::Empty => "empty".into(),
             Fault::Slow(delay) => format!("slow ({} ms)", delay.as_millis()),
+            Fault::Huge => "huge".into(),
         }
     }
 }
@@ -268,9 +271,16 @@ impl Issuer {
                 return Reply::Respond(Response::json(200, &json!({"keys": []})))
             }
             Fault::Slow(delay) => std::thread::sleep(delay),
-            Fault::Empty | Fault::Ok => {}
+            Fault::Empty | Fault::Ok | Fault::Huge => {}
         }
         let body = if discovery { self.discovery() } else { self.jwks() };
+        let body = match (fault, body) {
+            (Fault::Huge, Ok(mut value)) if !discovery => {
+                value["padding"] = json!("x".repeat(300 * 1024));
+                Ok(value)
+            }
+            (_, body) => body,
+        };
         Reply::Respond(match body {
             Ok(value) => Response::json(200, &value),
             Err(error) => Response::text(500, &format!("{error:#}")),
@@ -413,9 +423,10 @@ impl Issuer {
             Some("garbage") => Fault::Garbage,
             Some("empty") => Fault::Empty,
             Some("slow") => Fault::Slow(delay),
+            Some("huge") => Fault::Huge,
             other => {
                 return Err(BadRequest(format!(
-                    "mode must be ok, down, 500, html, garbage, empty or slow, not {other:?}"
+                    "mode must be ok, down, 500, html, garbage, empty, slow or huge, not {other:?}"
                 )))
             }
         };

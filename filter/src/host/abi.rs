@@ -4,8 +4,10 @@
 //! (a non-UTF-8 byte would trap the VM), panic on any status they do not expect, and declare
 //! host functions as returning the `Status` enum, which is undefined behaviour for a status
 //! the enum lacks. These wrappers declare the ABI with raw `u32` statuses, use byte buffers,
-//! and turn every status into a value. Nothing here panics. (The SDK still dispatches the
-//! callbacks and is used for calls whose failure cannot come from a request.)
+//! and turn every status into a value. Nothing here panics. The SDK still dispatches the
+//! callbacks and sends the key fetches (`dispatch_http_call`, which registers the callout its
+//! dispatcher routes the answer by); its remaining assertions check that the host keeps the
+//! ABI's contract, and nothing a request, token, key set or configuration carries reaches them.
 
 // The SDK declares the same imports with its `Status` enum as return type; ours return the raw
 // `u32` on purpose (see above).
@@ -91,6 +93,16 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    fn proxy_log(level: u32, message: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
 }
 
 const OK: u32 = 0;
@@ -100,6 +112,11 @@ const STREAM_REQUEST: u32 = 0;
 /// proxy-wasm `MetricType::Counter`.
 const METRIC_COUNTER: u32 = 0;
 const METRIC_GAUGE: u32 = 1;
+
+/// proxy-wasm `BufferType::HttpCallResponseBody`.
+const BUFFER_HTTP_CALL_RESPONSE_BODY: u32 = 4;
+/// proxy-wasm `BufferType::PluginConfiguration`.
+const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 
 /// A host call that did not succeed: the raw proxy-wasm status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,4 +395,48 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> bool {
     let status =
         unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
     status == OK
+}
+
+/// Writes to Envoy's log at a proxy-wasm level (0 trace … 5 critical). A failure loses the line.
+pub fn log(level: u32, message: &str) {
+    // SAFETY: pointer/length of a live string.
+    let _ = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
+}
+
+/// Envoy's log level for Wasm (0 trace … 5 critical).
+pub fn log_level() -> Option<u32> {
+    let mut level = 0u32;
+    // SAFETY: out-pointer to a local.
+    let status = unsafe { proxy_get_log_level(&mut level) };
+    (status == OK).then_some(level)
+}
+
+/// Asks for `on_tick` every `period` (zero stops the ticks).
+pub fn set_tick_period(period: std::time::Duration) -> Result<(), HostError> {
+    let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+    // SAFETY: no pointers.
+    check(unsafe { proxy_set_tick_period_milliseconds(millis) })
+}
+
+fn buffer(buffer_type: u32, max_size: usize) -> Result<Vec<u8>, HostError> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: out-pointers to locals; the host fills them with a buffer it gives us.
+    let status = unsafe { proxy_get_buffer_bytes(buffer_type, 0, max_size, &mut data, &mut size) };
+    match status {
+        // SAFETY: as in `request_header_map`.
+        OK => Ok(unsafe { owned(data, size) }),
+        // Envoy answers NotFound for an empty buffer.
+        NOT_FOUND => Ok(Vec::new()),
+        other => Err(HostError(other)),
+    }
+}
+
+/// The plugin configuration (in `on_configure`).
+pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
+    buffer(BUFFER_PLUGIN_CONFIGURATION, usize::MAX)
+}
+
+/// At most `max_size` bytes of the body of the HTTP call being answered.
+pub fn http_call_response_body(max_size: usize) -> Result<Vec<u8>, HostError> {
+    buffer(BUFFER_HTTP_CALL_RESPONSE_BODY, max_size)
 }

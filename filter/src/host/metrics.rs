@@ -103,7 +103,8 @@ impl Metrics {
         self.bump(format!("warden_fail_closed_total;.reason=.={reason};.;"));
     }
 
-    /// A request waited for keys (`outcome`: `resumed` or `timed_out`).
+    /// A request waited for keys (`outcome`: `resumed`, `timed_out`), or could not
+    /// (`refused_count`, `refused_bytes`: the waiting room is full).
     pub fn key_wait(&self, outcome: &str) {
         self.bump(format!("warden_key_waits_total;.outcome=.={outcome};.;"));
     }

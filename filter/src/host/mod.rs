@@ -10,16 +10,16 @@ mod abi;
 mod connection;
 mod crypto;
 mod http;
+mod logger;
 mod metrics;
 mod request;
 mod root;
 mod worker;
 
 use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
+    logger::install();
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
         Box::new(root::WardenRoot::new(context_id))
     });

@@ -131,6 +131,13 @@ pub struct RequestData {
     remote_ip: Option<IpAddr>,
 }
 
+impl crate::waiting::Held for RequestData {
+    fn held_bytes(&self) -> usize {
+        // The connection's facts are shared with its other requests and the connection cache.
+        std::mem::size_of::<Self>() + self.header_map.capacity()
+    }
+}
+
 impl RequestData {
     /// Reads the request of the current context. The second value says whether the
     /// connection's facts were read just now (its first request, or evicted meanwhile).

@@ -56,8 +56,7 @@ impl WardenRoot {
         }
         worker.resume_waiting(self.context_id);
         let tick = if worker.busy() { BUSY_TICK } else { IDLE_TICK };
-        if tick != self.tick {
-            self.set_tick_period(tick);
+        if tick != self.tick && set_tick(tick) {
             self.tick = tick;
         }
     }
@@ -118,9 +117,9 @@ impl Context for WardenRoot {
         let status = abi::http_call_response_header(":status")
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
         // One byte over the limit is enough for the parser to refuse an oversized document.
-        let body = self
-            .get_http_call_response_body(0, body_size.min(MAX_JWKS_BYTES + 1))
-            .unwrap_or_default();
+        // An unreadable body is an empty one: the key store refuses it and keeps the last keys.
+        let body =
+            abi::http_call_response_body(body_size.min(MAX_JWKS_BYTES + 1)).unwrap_or_default();
         let source = worker.keystore.borrow().fetch_source(id);
         let progress = worker.keystore.borrow_mut().on_response(
             id,
@@ -146,8 +145,14 @@ impl Context for WardenRoot {
 
 impl RootContext for WardenRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        follow_host_log_level();
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        super::logger::follow_host_level();
+        let bytes = match abi::plugin_configuration() {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                log::error!("warden: cannot read the plugin configuration ({error}): refused");
+                return false;
+            }
+        };
         let config = match enforcer::parse_plugin_config(&bytes) {
             Ok(config) => config,
             Err(errors) => {
@@ -196,7 +201,9 @@ impl RootContext for WardenRoot {
                 // The first fetch starts on the first tick, not here: Envoy also configures
                 // short-lived VMs (on the main thread, at start) that are destroyed at once,
                 // and a fetch started there would hold the shared lease for nothing.
-                self.set_tick_period(BUSY_TICK);
+                if !set_tick(BUSY_TICK) {
+                    return false;
+                }
                 self.tick = BUSY_TICK;
                 true
             }
@@ -251,11 +258,15 @@ fn report_policies(enforcer: &Enforcer) {
     super::metrics::configured_policies(&plugin, applied, fail_closed, enforcer.ignored().len());
 }
 
-/// Logs below Envoy's level for Wasm are never formatted or sent: each one would cost a host
-/// call on the request path.
-fn follow_host_log_level() {
-    if let Ok(level) = proxy_wasm::hostcalls::get_log_level() {
-        proxy_wasm::set_log_level(level);
+/// Sets the tick period; without ticks no keys are fetched and no waiting request is resumed,
+/// so a failure is logged (and, at configuration, refuses it).
+fn set_tick(period: Duration) -> bool {
+    match abi::set_tick_period(period) {
+        Ok(()) => true,
+        Err(error) => {
+            log::error!("warden: cannot set the tick period ({error})");
+            false
+        }
     }
 }
 

@@ -13,15 +13,13 @@ use super::abi;
 use super::crypto::HostCrypto;
 use super::metrics::{self, Metrics};
 use super::request::{ConnectionCache, RequestData};
-use crate::authn::{PureRust, SignatureVerifier, SourceId, TokenCache};
+use crate::authn::{PureRust, SignatureVerifier, TokenCache};
 use crate::authz::{DryRunAllow, Reason, RuleRef, Unknowns};
 use crate::config::plugin::{Crypto, DecisionLog};
-use crate::enforcer::{Allow, Cause, Deny, Enforcer, Verdict};
+use crate::enforcer::{Allow, Cause, Enforcer, Verdict};
 use crate::keystore::{KeyStore, SharedStore};
 use crate::request::Request;
-
-/// Requests one worker keeps waiting for keys at most; beyond, they fail closed at once.
-const MAX_WAITING: usize = 4096;
+use crate::waiting::{Waiter, WaitingRoom, Wake};
 
 /// Filter-state key access logs read as `%FILTER_STATE(wasm.warden_decision:PLAIN)%`.
 const DECISION_STATE: &str = "warden_decision";
@@ -38,17 +36,6 @@ impl SharedStore for HostShared {
     }
 }
 
-/// A request paused until keys arrive.
-struct Waiting {
-    context_id: u32,
-    data: RequestData,
-    sources: Vec<SourceId>,
-    /// When to give up, in ms since the epoch.
-    deadline: u64,
-    /// The answer if nothing better comes: the unknown-`kid` refusal that asked for a refetch.
-    fallback: Option<Deny>,
-}
-
 /// What the HTTP context should tell Envoy.
 pub struct Step(pub Action);
 
@@ -59,7 +46,7 @@ pub struct Worker {
     host_crypto: HostCrypto,
     use_host_crypto: bool,
     pub metrics: Metrics,
-    waiting: RefCell<Vec<Waiting>>,
+    waiting: RefCell<WaitingRoom<RequestData>>,
     connections: RefCell<ConnectionCache>,
     /// The kinds of unknown attribute already logged by this worker (each is logged once).
     logged_unknowns: std::cell::Cell<Unknowns>,
@@ -82,7 +69,7 @@ impl Worker {
             keystore: RefCell::new(keystore),
             enforcer: Rc::new(enforcer),
             metrics: Metrics::default(),
-            waiting: RefCell::new(Vec::new()),
+            waiting: RefCell::new(WaitingRoom::default()),
             connections: RefCell::new(ConnectionCache::default()),
             logged_unknowns: std::cell::Cell::new(Unknowns::default()),
         }
@@ -161,17 +148,18 @@ impl Worker {
             Some(Ok(action)) => Step(action),
             Some(Err((sources, fallback))) => {
                 let deadline = now + millis(self.enforcer.wait_limit(&sources));
-                let mut waiting = self.waiting.borrow_mut();
-                if waiting.len() >= MAX_WAITING {
-                    drop(waiting);
-                    let _ = data.with_request(peer_identity, |request| {
-                        let deny =
-                            fallback.unwrap_or_else(|| self.enforcer.keys_unavailable(request));
+                let waiter = Waiter { request: data, sources, deadline, fallback };
+                let refused = self.waiting.borrow_mut().wait(context_id, waiter);
+                if let Err(refused) = refused {
+                    let (waiter, full) = *refused;
+                    self.metrics.key_wait(full.label());
+                    let _ = waiter.request.with_request(peer_identity, |request| {
+                        let deny = waiter
+                            .fallback
+                            .unwrap_or_else(|| self.enforcer.keys_unavailable(request));
                         self.deny(request, &Verdict::Deny(deny));
                     });
-                    return Step(Action::Pause);
                 }
-                waiting.push(Waiting { context_id, data, sources, deadline, fallback });
                 Step(Action::Pause)
             }
         }
@@ -179,65 +167,64 @@ impl Worker {
 
     /// A request ended (answered, or the client went away): forget it if it was waiting.
     pub fn forget(&self, context_id: u32) {
-        self.waiting.borrow_mut().retain(|w| w.context_id != context_id);
+        self.waiting.borrow_mut().forget(context_id);
     }
 
-    /// Decides again the waiting requests whose keys are no longer being fetched, and those
-    /// whose time is up, from the root context. `root_id` is restored as the effective context.
+    /// Answers the waiting requests whose keys are no longer being fetched, and those whose
+    /// time is up, from the root context. `root_id` is restored as the effective context.
     pub fn resume_waiting(&self, root_id: u32) {
         if self.waiting.borrow().is_empty() {
             return;
         }
         let now = abi::now_millis();
         let peer_identity = self.enforcer.peer_identity();
-        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        let mut still = Vec::new();
-        for entry in waiting {
-            let keys_coming = entry.sources.iter().any(|s| self.keystore.borrow().waiting_on(*s));
-            if keys_coming && now < entry.deadline {
-                still.push(entry);
-                continue;
-            }
-            let keep = entry.data.with_request(peer_identity, |request| {
-                let verdict = match self.check(request, now) {
-                    Verdict::Wait { .. } if now < entry.deadline => return true,
-                    Verdict::Wait { .. } => {
-                        self.metrics.key_wait("timed_out");
-                        Verdict::Deny(
-                            entry
-                                .fallback
-                                .clone()
-                                .unwrap_or_else(|| self.enforcer.keys_unavailable(request)),
-                        )
-                    }
-                    verdict => {
+        let woken = {
+            let keys = self.keystore.borrow();
+            let mut cache = self.cache.borrow_mut();
+            self.waiting.borrow_mut().wake(
+                now,
+                |source| keys.waiting_on(source),
+                |data| {
+                    data.with_request(peer_identity, |request| {
+                        self.enforcer.check(request, now / 1000, &*keys, &mut cache, self.crypto())
+                    })
+                    // A header map that parsed when the request arrived parses again; should
+                    // it not, the request is refused as if its keys could not be fetched.
+                    .unwrap_or(Verdict::Wait { sources: Vec::new() })
+                },
+            )
+        };
+        for woken in woken {
+            let _ = woken.request.with_request(peer_identity, |request| {
+                let verdict = match woken.wake {
+                    Wake::Decided(verdict) => {
                         self.metrics.key_wait("resumed");
                         verdict
                     }
+                    Wake::TimedOut(fallback) => {
+                        self.metrics.key_wait("timed_out");
+                        Verdict::Deny(
+                            fallback.unwrap_or_else(|| self.enforcer.keys_unavailable(request)),
+                        )
+                    }
                 };
                 // The request may be gone (the client hung up): then there is nothing to answer.
-                if abi::set_effective_context(entry.context_id).is_ok() {
-                    match &verdict {
-                        Verdict::Allow(_) => {
-                            if self.forward(request, &verdict) == Action::Continue {
-                                if let Err(error) = abi::resume_request() {
-                                    log::debug!("warden: could not resume a request: {error}");
-                                }
+                if abi::set_effective_context(woken.id).is_err() {
+                    return;
+                }
+                match &verdict {
+                    Verdict::Allow(_) => {
+                        if self.forward(request, &verdict) == Action::Continue {
+                            if let Err(error) = abi::resume_request() {
+                                log::debug!("warden: could not resume a request: {error}");
                             }
                         }
-                        _ => self.deny(request, &verdict),
                     }
+                    _ => self.deny(request, &verdict),
                 }
-                false
             });
-            if keep == Some(true) {
-                still.push(entry);
-            }
         }
         let _ = abi::set_effective_context(root_id);
-        let mut waiting = self.waiting.borrow_mut();
-        still.append(&mut waiting);
-        *waiting = still;
     }
 
     /// Carries out an allow: header changes, counters, log, filter state. If a header cannot
