@@ -307,6 +307,46 @@ pub fn generate_with_seed(rules: usize, seed: u64) -> GeneratedMesh {
     }
 }
 
+/// A mesh at scale: `total` policies over `namespaces` namespaces (`ns0` … ), each selecting
+/// one of many workloads by `app` label, of which `applying` select the workload under test
+/// (`ns0`, `app: app0`; one of them from the root namespace). What the others select never
+/// matches it: their namespace differs, or (in `ns0`) their `app` label does.
+pub fn scaled_mesh(total: usize, namespaces: usize, applying: usize) -> (Workload, Vec<Value>) {
+    let namespaces = namespaces.max(2);
+    let applying = applying.clamp(1, total.max(1));
+    let workload = Workload {
+        namespace: "ns0".into(),
+        labels: BTreeMap::from([("app".to_string(), "app0".to_string())]),
+    };
+    let mut policies = Vec::with_capacity(total);
+    for i in 0..total {
+        let (rule, _) = allow_rule((i % 7) as u64, i);
+        let (namespace, app) = if i == 0 {
+            ("istio-system".to_string(), "app0".to_string())
+        } else if i < applying {
+            ("ns0".to_string(), "app0".to_string())
+        } else {
+            let ns = 1 + i % (namespaces - 1);
+            // Every twentieth policy elsewhere in ns0, for another workload.
+            if i % 20 == 0 {
+                ("ns0".to_string(), format!("app{}", 1 + i % 50))
+            } else {
+                (format!("ns{ns}"), format!("app{}", i % 50))
+            }
+        };
+        let mut policy = object(
+            &format!("policy-{i:05}"),
+            &namespace,
+            json!({ "selector": { "matchLabels": { "app": app } }, "rules": [rule] }),
+        );
+        if i % 25 == 24 {
+            policy["spec"]["action"] = json!("DENY");
+        }
+        policies.push(policy);
+    }
+    (workload, policies)
+}
+
 impl GeneratedMesh {
     /// Validates every policy (as the plugin would).
     pub fn validate(&self, mesh: &Mesh) -> Result<Vec<Policy>, Vec<ConfigError>> {

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 use warden::authn;
 use warden::authz::{self, Mesh};
@@ -138,10 +139,24 @@ pub struct Entry {
     pub origin: Origin,
     /// Its kind, namespace and name.
     pub object: ObjectRef,
-    /// The object as the plugin configuration carries it (trimmed, namespace filled in).
-    pub value: Value,
+    /// The object as the plugin configuration carries it (trimmed, namespace filled in), as
+    /// JSON text: at mesh scale a document tree per object would be most of the memory.
+    pub value: Box<RawValue>,
     /// The object as the core read it.
     pub resource: Resource,
+}
+
+impl Entry {
+    /// The object as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.value.get()).unwrap_or(Value::Null)
+    }
+
+    /// Replaces the object.
+    pub fn set_value(&mut self, value: &Value) -> serde_json::Result<()> {
+        self.value = serde_json::value::to_raw_value(value)?;
+        Ok(())
+    }
 }
 
 /// What the input holds and what is wrong with it.
@@ -181,7 +196,7 @@ impl Analysis {
     /// The plugin configuration: the settings with every object.
     pub fn plugin_config(&self) -> PluginConfig {
         let mut config = self.settings.clone();
-        config.policies = self.entries.iter().map(|e| e.value.clone()).collect();
+        config.policies.extend(self.entries.iter().map(|entry| entry.value.clone()));
         config
     }
 
@@ -207,8 +222,15 @@ impl Analysis {
                 message,
             });
         }
-        for lint in authz::lint(&self.policies, &self.issuers) {
-            let origin = self.origin_of(&lint.object).cloned();
+        let mut origins: BTreeMap<&ObjectRef, &Origin> = BTreeMap::new();
+        for entry in &self.entries {
+            origins.entry(&entry.object).or_insert(&entry.origin);
+        }
+        let lints: Vec<_> = authz::lint(&self.policies, &self.issuers)
+            .into_iter()
+            .map(|lint| (origins.get(&lint.object).map(|o| (*o).clone()), lint))
+            .collect();
+        for (origin, lint) in lints {
             self.diagnostics.push(Diagnostic {
                 severity: Severity::Warning,
                 code: format!("lint/{}", kebab(&format!("{:?}", lint.kind))),
@@ -318,12 +340,16 @@ pub fn analyze(loaded: Loaded, settings: PluginConfig, default_namespace: &str) 
             let origin = Some(document.origin.clone());
             analysis.diagnostics.push(Diagnostic::from_config_error(error, origin));
         }
-        analysis.entries.push(Entry {
-            origin: document.origin,
-            object,
-            value: trim(&document.value),
-            resource,
-        });
+        let value = match serde_json::value::to_raw_value(&trim(&document.value)) {
+            Ok(value) => value,
+            Err(error) => {
+                let error = ConfigError::at(&object, "", Problem::Schema(error.to_string()));
+                let origin = Some(document.origin);
+                analysis.diagnostics.push(Diagnostic::from_config_error(error, origin));
+                continue;
+            }
+        };
+        analysis.entries.push(Entry { origin: document.origin, object, value, resource });
     }
     if analysis.count(Severity::Error) == 0 {
         // The module's own constructor is the last word: whatever it refuses is an error here,
@@ -432,7 +458,7 @@ mod tests {
         let analysis = analyze_text(&format!("{AP}metadata: {{name: a}}\nspec: {{}}\n"));
         assert_eq!(analysis.count(Severity::Error), 0, "{:?}", analysis.diagnostics);
         assert_eq!(analysis.diagnostics[0].code, "default-namespace");
-        assert_eq!(analysis.entries[0].value["metadata"]["namespace"], "default");
+        assert_eq!(analysis.entries[0].value()["metadata"]["namespace"], "default");
     }
 
     #[test]

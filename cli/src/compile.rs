@@ -158,7 +158,7 @@ pub fn for_workload<'e>(
 /// The plugin configuration: `settings` (validated by [`crate::analysis::read_settings`]) with
 /// `policies` and, when given, the `workload` it is for.
 pub fn plugin_config(
-    policies: Vec<Value>,
+    policies: impl IntoIterator<Item = Value>,
     settings: &PluginConfig,
     workload: Option<&Workload>,
 ) -> Result<Value> {
@@ -166,11 +166,14 @@ pub fn plugin_config(
         bail!("the settings carry policies: pass policy files as arguments instead");
     }
     let mut config = settings.clone();
-    config.policies = policies;
     if let Some(workload) = workload {
         config.workload = Some(workload.clone());
     }
-    serde_json::to_value(&config).context("serializing the plugin configuration")
+    let mut value =
+        serde_json::to_value(&config).context("serializing the plugin configuration")?;
+    // The objects are moved in, not copied: at mesh scale they are most of the memory.
+    value["policies"] = Value::Array(policies.into_iter().collect());
+    Ok(value)
 }
 
 /// The filesystem ECDS resource file carrying the Wasm filter with `plugin_config` embedded as a
@@ -237,12 +240,6 @@ pub fn connection_filter(options: &EcdsOptions) -> Value {
 
 /// The network filter's whole plugin configuration.
 pub const CONNECTION_ROLE_CONFIG: &str = r#"{"role":"connection"}"#;
-
-/// Whether any of the policies reads the direct peer's address (`ipBlocks`, `notIpBlocks`,
-/// `source.ip`), so that the sidecars need the network filter.
-pub fn needs_direct_peer(policies: &[warden::authz::Policy]) -> bool {
-    policies.iter().any(|p| p.needs().source_ip)
-}
 
 /// The network `WasmPlugin` (Istio 1.20+, `type: NETWORK`): the same module in the role that
 /// hands the direct peer's address to the HTTP filter. Istio puts NETWORK plugins of an inbound
@@ -452,14 +449,14 @@ spec:
     fn policies(text: &str) -> Vec<Value> {
         let analysis = analysis(text);
         assert!(analysis.error_lines().is_empty(), "{:?}", analysis.error_lines());
-        analysis.entries.into_iter().map(|e| e.value).collect()
+        analysis.entries.iter().map(crate::analysis::Entry::value).collect()
     }
 
     #[test]
     fn keeps_istio_security_objects_and_skips_other_kinds() {
         let analysis = analysis(POLICIES);
         assert_eq!(analysis.entries.len(), 2);
-        assert_eq!(analysis.entries[1].value["kind"], "RequestAuthentication");
+        assert_eq!(analysis.entries[1].value()["kind"], "RequestAuthentication");
         assert_eq!(analysis.skipped.len(), 1);
         assert_eq!(analysis.skipped[0].0.document, 2);
         assert_eq!(analysis.skipped[0].1, "apps/v1/Deployment");

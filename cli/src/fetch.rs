@@ -124,11 +124,9 @@ pub fn inline_jwks(entries: &mut [Entry], fetcher: &mut Fetcher) -> Result<Vec<I
             continue;
         }
         let object = entry.object.clone();
-        let Some(rules) = entry
-            .value
-            .get_mut("spec")
-            .and_then(|s| s.get_mut("jwtRules"))
-            .and_then(Value::as_array_mut)
+        let mut value = entry.value();
+        let Some(rules) =
+            value.get_mut("spec").and_then(|s| s.get_mut("jwtRules")).and_then(Value::as_array_mut)
         else {
             continue;
         };
@@ -148,6 +146,7 @@ pub fn inline_jwks(entries: &mut [Entry], fetcher: &mut Fetcher) -> Result<Vec<I
             rule.insert("jwks".into(), Value::String(jwks));
             done.push(Inlined { rule: name, uri, keys, skipped });
         }
+        entry.set_value(&value)?;
     }
     Ok(done)
 }

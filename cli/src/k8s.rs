@@ -169,12 +169,16 @@ pub fn parse_all(path: &Path, text: &str) -> (Vec<Document>, Vec<SyntaxError>) {
             };
             match value {
                 Value::Null => {}
-                Value::Object(ref object)
+                Value::Object(mut object)
                     if object.get("kind").and_then(Value::as_str) == Some("List")
                         && object.get("items").is_some_and(Value::is_array) =>
                 {
-                    let items = object.get("items").and_then(Value::as_array).cloned();
-                    for (item, value) in items.unwrap_or_default().into_iter().enumerate() {
+                    // Moved out, not copied: a list can hold a whole mesh.
+                    let items = match object.remove("items") {
+                        Some(Value::Array(items)) => items,
+                        _ => Vec::new(),
+                    };
+                    for (item, value) in items.into_iter().enumerate() {
                         documents
                             .push(Document { origin: origin(number, Some(item), line), value });
                     }

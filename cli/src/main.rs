@@ -615,10 +615,20 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
             }
         }
     }
-    let policies: Vec<Value> = analysis.entries.iter().map(|e| e.value.clone()).collect();
-    let config = compile::plugin_config(policies, &analysis.settings, workload)?;
+    let direct_peer = {
+        let kept: std::collections::BTreeSet<_> =
+            analysis.entries.iter().map(|e| &e.object).collect();
+        // Whether a policy reads the direct peer's address (`ipBlocks`, `source.ip`): then the
+        // output carries the network filter that hands it over.
+        analysis.policies.iter().any(|p| kept.contains(p.object_ref()) && p.needs().source_ip)
+    };
+    analysis.policies = Vec::new();
+    // The objects move into the configuration (at 10,000 policies they are most of the memory).
+    let objects: Vec<Value> =
+        std::mem::take(&mut analysis.entries).iter().map(analysis::Entry::value).collect();
+    let config = compile::plugin_config(objects, &analysis.settings, workload)?;
     // What is written must be what the module accepts, inlined keys included.
-    let parsed: warden::config::PluginConfig = serde_json::from_value(config.clone())?;
+    let parsed = <warden::config::PluginConfig as serde::Deserialize>::deserialize(&config)?;
     let node = warden::config::Workload { namespace: root, labels: Default::default() };
     if let Err(errors) = warden::enforcer::Enforcer::new(&parsed, Some(node)) {
         for error in errors.0 {
@@ -642,9 +652,8 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
         failure_policy: args.failure_policy,
     };
     let inputs: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
-    let kept: Vec<_> = analysis.entries.iter().map(|e| e.object.clone()).collect();
-    let policies: Vec<_> =
-        analysis.policies.iter().filter(|p| kept.contains(p.object_ref())).cloned().collect();
+    drop(parsed);
+    drop(analysis);
     let text = compile::render(
         args.format,
         &config,
@@ -652,7 +661,7 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
         &args.namespace,
         &inputs,
         args.output.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e == "json")),
-        compile::needs_direct_peer(&policies),
+        direct_peer,
     )?;
     output::emit(args.output.as_deref(), text.as_bytes())?;
     Ok(ExitCode::SUCCESS)

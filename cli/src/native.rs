@@ -97,9 +97,8 @@ pub fn http_filters(config: &PluginConfig) -> Result<Vec<Value>, Vec<NativeError
     let mut authz: Vec<(ObjectRef, &Object<AuthorizationPolicySpec>)> = Vec::new();
     let mut errors = Vec::new();
     let resources: Vec<Resource> = config
-        .policies
-        .iter()
-        .filter_map(|value| match config::parse_document(value) {
+        .policy_values()
+        .filter_map(|value| match config::parse_document(&value.ok()?) {
             Ok(Document::Resource(resource)) => Some(*resource),
             // Enforcer::new has refused anything else.
             _ => None,
@@ -874,14 +873,17 @@ mod tests {
     use super::*;
 
     fn config(policies: Vec<Value>) -> PluginConfig {
-        PluginConfig {
+        let mut config = PluginConfig {
             workload: Some(Workload {
                 namespace: "foo".into(),
                 labels: [("app".to_string(), "httpbin".to_string())].into(),
             }),
-            policies,
             ..PluginConfig::default()
+        };
+        for policy in &policies {
+            config.push_policy(policy);
         }
+        config
     }
 
     fn policy(name: &str, spec: Value) -> Value {

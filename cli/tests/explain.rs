@@ -71,7 +71,11 @@ fn config(workload: Workload) -> PluginConfig {
             }));
         }
     }
-    PluginConfig { workload: Some(workload), policies, ..PluginConfig::default() }
+    let mut config = PluginConfig { workload: Some(workload), ..PluginConfig::default() };
+    for policy in &policies {
+        config.push_policy(policy);
+    }
+    config
 }
 
 struct Jwks<'a>(&'a KeySet);

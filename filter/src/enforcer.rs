@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::authn::{
     self, Authenticator, AuthnSettings, Failure, FailureReason, HeaderOps, KeyProvider, Outcome,
     SignatureVerifier, SourceId, TokenCache,
@@ -204,8 +206,27 @@ impl Enforcer {
         let mut authn_rules = Vec::new();
         let mut ignored = Vec::new();
         let mut seen = BTreeSet::new();
-        for (index, value) in config.policies.iter().enumerate() {
-            let resource = match config::parse_document(value) {
+        // One object at a time: each is read from its raw JSON, validated, and kept only if it
+        // applies to this workload, so memory follows what applies, not the mesh.
+        let applies = |namespace: &str, selector: Option<&config::WorkloadSelector>| {
+            workload.as_ref().is_none_or(|workload| {
+                config::scope::selects(namespace, selector, workload, &mesh.root_namespace)
+            })
+        };
+        for (index, raw) in config.policies.iter().enumerate() {
+            let value: Value = match serde_json::from_str(raw.get()) {
+                Ok(value) => value,
+                Err(error) => {
+                    errors.push(ConfigError::plugin(
+                        format!("policies[{index}]"),
+                        Problem::Syntax(error.to_string()),
+                    ));
+                    continue;
+                }
+            };
+            let parsed = config::parse_document(&value);
+            drop(value);
+            let resource = match parsed {
                 Ok(Document::Resource(resource)) => *resource,
                 Ok(Document::Other { api_version, kind }) => {
                     errors.push(ConfigError::plugin(
@@ -228,12 +249,14 @@ impl Enforcer {
                 ));
                 continue;
             }
+            let selected = applies(&at.namespace, resource.selector());
             match resource {
                 Resource::AuthorizationPolicy(object) => match authz::validate(&object, &mesh) {
                     Ok(policy) if policy.targets_gateways() => {
                         ignored.push((at, TARGETS_GATEWAYS));
                     }
-                    Ok(policy) => authz_policies.push(policy),
+                    Ok(policy) if selected => authz_policies.push(policy),
+                    Ok(_) => {}
                     Err(mut found) => errors.append(&mut found),
                 },
                 Resource::RequestAuthentication(object) => match authn::validate(&object) {
@@ -243,7 +266,8 @@ impl Enforcer {
                     {
                         ignored.push((at, TARGETS_GATEWAYS));
                     }
-                    Ok(rules) => authn_rules.push((object, rules)),
+                    Ok(rules) if selected => authn_rules.push((object, rules)),
+                    Ok(_) => {}
                     Err(mut found) => errors.append(&mut found),
                 },
             }
@@ -597,9 +621,14 @@ pub fn check_connection_role(config: &PluginConfig) -> Result<(), ConfigErrors> 
 /// Parses the plugin configuration bytes Envoy hands over (JSON, or a serialized
 /// `google.protobuf.Struct`) into the schema. Unknown fields are errors.
 pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
-    let value = config::wire::plugin_configuration(bytes)
+    let json = config::wire::plugin_configuration_json(bytes)
         .map_err(|message| ConfigError::plugin("", Problem::Syntax(message)))?;
-    config::deserialize(&value).map_err(|(path, message)| {
-        ConfigErrors::from(ConfigError::plugin(path, Problem::Schema(message)))
+    config::deserialize_json(&json).map_err(|(path, message)| {
+        let problem = if path.is_empty() && message.contains(" at line ") {
+            Problem::Syntax(format!("not valid JSON: {message}"))
+        } else {
+            Problem::Schema(message)
+        };
+        ConfigErrors::from(ConfigError::plugin(path, problem))
     })
 }

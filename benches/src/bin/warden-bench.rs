@@ -5,6 +5,7 @@
 //! warden-bench diff-prepare --out DIR --warden BIN --wasm FILE [--base-port P] [--rules N]
 //! warden-bench diff-check DIR
 //! warden-bench report --run DIR --out DIR --date YYYY-MM-DD [--readme benches/README.md]
+//! warden-bench scale-mesh --total N --namespaces M --applying K --out FILE
 //! warden-bench soak --seconds N --run-dir e2e/.run --ports envoy/ports.env --out DIR [--rate R]
 //! ```
 
@@ -98,6 +99,19 @@ fn run(args: Vec<String>) -> Result<()> {
                 fs::write(readme, report::splice_readme(&current, &section)?)?;
             }
             println!("{}", out.join(format!("{date}.md")).display());
+            Ok(())
+        }
+        "scale-mesh" => {
+            let (workload, policies) = warden_benches::policies::scaled_mesh(
+                number("total", 10_000)?,
+                number("namespaces", 500)?,
+                number("applying", 20)?,
+            );
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": policies});
+            fs::write(path("out")?, serde_json::to_string(&list)?)?;
+            let labels: Vec<String> =
+                workload.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("{},{}", workload.namespace, labels.join(","));
             Ok(())
         }
         "soak" => warden_benches::soak::run(&warden_benches::soak::SoakOptions {

@@ -3,6 +3,8 @@
 //! Each finding is something Istio accepts but which almost certainly does not do what its
 //! author meant; the messages say why and what to write instead.
 
+use std::collections::BTreeMap;
+
 use super::engine::rule_name;
 use super::matcher::Pattern;
 use super::policy::{Check, Policy, Rule, Test};
@@ -55,6 +57,17 @@ pub struct Lint {
 /// `RequestAuthentication` objects accept (for `requestPrincipals` and `request.auth.*`).
 pub fn lint(policies: &[Policy], issuers: &[String]) -> Vec<Lint> {
     let mut lints = Vec::new();
+    // Enforced DENY policies by namespace (the root namespace's under its own name too, with
+    // `mesh_wide` set): an ALLOW rule is compared with those that can cover its workloads only.
+    let mut denies: BTreeMap<&str, Vec<&Policy>> = BTreeMap::new();
+    let mut mesh_wide_denies: Vec<&Policy> = Vec::new();
+    for deny in policies.iter().filter(|p| p.action == Action::Deny && !p.dry_run) {
+        if deny.mesh_wide {
+            mesh_wide_denies.push(deny);
+        } else {
+            denies.entry(deny.object.namespace.as_str()).or_default().push(deny);
+        }
+    }
     for policy in policies {
         let mut out = |kind: LintKind, field: String, message: String| {
             lints.push(Lint { kind, object: policy.object.clone(), field, message })
@@ -118,7 +131,13 @@ pub fn lint(policies: &[Policy], issuers: &[String]) -> Vec<Lint> {
                 plaintext(&rule.when, &mut out);
             }
             if policy.action == Action::Allow && !policy.dry_run {
-                if let Some((deny, k)) = shadowing_deny(policy, rule, policies) {
+                let candidates = denies
+                    .get(policy.object.namespace.as_str())
+                    .into_iter()
+                    .flatten()
+                    .chain(&mesh_wide_denies)
+                    .copied();
+                if let Some((deny, k)) = shadowing_deny(policy, rule, candidates) {
                     out(
                         LintKind::ShadowedByDeny,
                         format!("spec.rules[{i}]"),
@@ -342,24 +361,22 @@ fn hosts(checks: &[Check], out: &mut impl FnMut(LintKind, String, String)) {
 fn shadowing_deny<'p>(
     allow: &Policy,
     rule: &Rule,
-    policies: &'p [Policy],
+    denies: impl Iterator<Item = &'p Policy>,
 ) -> Option<(&'p Policy, usize)> {
-    policies
-        .iter()
-        .filter(|deny| deny.action == Action::Deny && !deny.dry_run && covers_scope(deny, allow))
-        .find_map(|deny| {
-            deny.rules.iter().position(|candidate| implies(rule, candidate)).map(|k| (deny, k))
-        })
+    denies.filter(|deny| covers_scope(deny, allow)).find_map(|deny| {
+        deny.rules.iter().position(|candidate| implies(rule, candidate)).map(|k| (deny, k))
+    })
 }
 
 /// Whether `deny` applies to every workload `allow` applies to (a conservative check).
 fn covers_scope(deny: &Policy, allow: &Policy) -> bool {
     let in_scope = deny.object.namespace == allow.object.namespace || deny.mesh_wide;
-    let labels =
-        |p: &Policy| p.selector.as_ref().map(|s| s.match_labels.clone()).unwrap_or_default();
-    let deny_labels = labels(deny);
-    let allow_labels = labels(allow);
-    in_scope && deny_labels.iter().all(|(k, v)| allow_labels.get(k) == Some(v))
+    let allow_label = |k: &String| allow.selector.as_ref().and_then(|s| s.match_labels.get(k));
+    in_scope
+        && deny
+            .selector
+            .as_ref()
+            .is_none_or(|s| s.match_labels.iter().all(|(k, v)| allow_label(k) == Some(v)))
 }
 
 /// Whether every request `allow` matches is matched by `deny` (syntactically, conservatively).

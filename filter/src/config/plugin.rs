@@ -15,15 +15,18 @@
 //! ```
 //!
 //! One configuration can carry a whole mesh's policies: each sidecar applies exactly those that
-//! select its workload, as istiod would have chosen for it.
+//! select its workload, as istiod would have chosen for it. The policies are kept as raw JSON
+//! text while the configuration is read (no document tree of the whole mesh is built) and
+//! each is read on its own, so a sidecar's memory follows what applies to it, not the mesh.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The root of the plugin configuration. Unknown fields are refused.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PluginConfig {
     /// Which filter this instance of the module is: `http` (the default: authentication and
@@ -46,9 +49,10 @@ pub struct PluginConfig {
     /// Other trust domains that identify the same mesh (Istio's `trustDomainAliases`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trust_domain_aliases: Vec<String>,
-    /// `AuthorizationPolicy` and `RequestAuthentication` objects, as Kubernetes objects.
+    /// `AuthorizationPolicy` and `RequestAuthentication` objects, as Kubernetes objects (raw
+    /// JSON, read one at a time; [`PluginConfig::push_policy`] adds one).
     #[serde(default)]
-    pub policies: Vec<Value>,
+    pub policies: Vec<Box<RawValue>>,
     /// How JWKS documents are fetched and kept.
     #[serde(default, skip_serializing_if = "is_default")]
     pub jwks: JwksSettings,
@@ -64,6 +68,20 @@ pub struct PluginConfig {
     /// Where the peer's certificate identity is read from.
     #[serde(default, skip_serializing_if = "is_default")]
     pub peer_identity: PeerIdentity,
+}
+
+impl PluginConfig {
+    /// Adds a policy object.
+    pub fn push_policy(&mut self, policy: &Value) {
+        if let Ok(raw) = serde_json::value::to_raw_value(policy) {
+            self.policies.push(raw);
+        }
+    }
+
+    /// Policies as JSON values (for tools; the module reads them one at a time).
+    pub fn policy_values(&self) -> impl Iterator<Item = Result<Value, serde_json::Error>> + '_ {
+        self.policies.iter().map(|raw| serde_json::from_str(raw.get()))
+    }
 }
 
 impl Default for PluginConfig {

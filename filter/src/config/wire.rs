@@ -26,6 +26,23 @@ pub fn plugin_configuration(bytes: &[u8]) -> Result<Value, String> {
     }
 }
 
+/// The plugin configuration as JSON text, without building a document tree when it already is
+/// JSON (the form Istio's `WasmPlugin` and Warden's ECDS files use): a serialized
+/// `google.protobuf.Struct` is decoded and written out as JSON.
+pub fn plugin_configuration_json(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Ok(std::borrow::Cow::Borrowed(b"{}")),
+        Some(b'{') => Ok(std::borrow::Cow::Borrowed(bytes)),
+        Some(_) => {
+            let value = decode_struct(bytes, 0).map_err(|e| {
+                format!("neither JSON nor a serialized google.protobuf.Struct: {e}")
+            })?;
+            serde_json::to_vec(&value).map(std::borrow::Cow::Owned).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// Decodes a proxy-wasm pairs map. Malformed input yields `None`, never a panic.
 pub fn pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     let count = read_u32(bytes, 0)? as usize;
