@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (or those named) with cargo-fuzz on the nightly toolchain.
 #   FUZZ_SECONDS=N  stop each target after N seconds (default 60)
-#   FUZZ_RUNS=N     stop each target after N executions instead (the 10M runs of fuzz/README.md)
+#   FUZZ_RUNS=N     stop each target after N executions instead (the 10M runs of fuzz/README.md);
+#                   with FUZZ_SECONDS too, after whichever comes first
 # The committed corpus (fuzz/corpus/<target>) seeds each run read-only; what a run finds goes to
 # target/fuzz-work/<target>. A crash stops the run, and its input is in fuzz/artifacts/<target>/:
 # fix it, then copy the input into fuzz/corpus/<target>/ so it stays a regression test.
@@ -21,7 +22,7 @@ fi
 cargo +nightly fuzz build -O
 limit=(-max_total_time="${FUZZ_SECONDS:-60}")
 if [ -n "${FUZZ_RUNS:-}" ]; then
-  limit=(-runs="$FUZZ_RUNS")
+  limit=(-runs="$FUZZ_RUNS" -max_total_time="${FUZZ_SECONDS:-0}")
 fi
 for target in "${targets[@]}"; do
   work=../target/fuzz-work/$target

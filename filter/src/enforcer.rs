@@ -618,17 +618,81 @@ pub fn check_connection_role(config: &PluginConfig) -> Result<(), ConfigErrors> 
     Ok(())
 }
 
+/// Reads the plugin configuration for `node_workload` from `open()`'s reader (called twice:
+/// Envoy hands the configuration over in chunks, and the first pass only looks for the
+/// settings that decide the scope). Policies that cannot apply to the workload are dropped as
+/// they are read, so the module never holds the rest of the mesh; what is kept is then
+/// validated in full by [`Enforcer::new`]. Returns the configuration and how many objects were
+/// dropped. JSON only: a serialized `google.protobuf.Struct` goes through
+/// [`parse_plugin_config`].
+pub fn read_plugin_config<R: std::io::Read>(
+    open: impl Fn() -> R,
+    node_workload: Option<&Workload>,
+) -> Result<(PluginConfig, usize), ConfigErrors> {
+    /// The settings that decide which policies can apply; the rest is skipped unread.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ScopeSettings {
+        #[serde(default)]
+        workload: Option<Workload>,
+        #[serde(default)]
+        root_namespace: Option<String>,
+    }
+    let syntax = |error: serde_json::Error| {
+        ConfigErrors::from(ConfigError::plugin(
+            "",
+            Problem::Syntax(format!("not valid JSON: {error}")),
+        ))
+    };
+    let settings: ScopeSettings =
+        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()))
+            .map_err(syntax)?;
+    let workload = settings.workload.or_else(|| node_workload.cloned());
+    let read = || read_config(open());
+    match workload {
+        Some(workload) => {
+            let root_namespace =
+                settings.root_namespace.unwrap_or_else(|| PluginConfig::default().root_namespace);
+            let (config, dropped) =
+                config::plugin::scope(config::plugin::Scope { workload, root_namespace }, read);
+            config.map(|config| (config, dropped))
+        }
+        // Without a workload the configuration is refused anyway; read it all to say why.
+        None => read().map(|config| (config, 0)),
+    }
+}
+
 /// Parses the plugin configuration bytes Envoy hands over (JSON, or a serialized
 /// `google.protobuf.Struct`) into the schema. Unknown fields are errors.
 pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
     let json = config::wire::plugin_configuration_json(bytes)
         .map_err(|message| ConfigError::plugin("", Problem::Syntax(message)))?;
-    config::deserialize_json(&json).map_err(|(path, message)| {
-        let problem = if path.is_empty() && message.contains(" at line ") {
-            Problem::Syntax(format!("not valid JSON: {message}"))
-        } else {
-            Problem::Schema(message)
-        };
-        ConfigErrors::from(ConfigError::plugin(path, problem))
-    })
+    // Through the same reader as `read_plugin_config` (one copy of the deserializer in the
+    // module), without a scope: every policy is kept.
+    read_config(std::io::Cursor::new(&json[..]))
+}
+
+/// The whole configuration from `reader` (in the scope in force, if any).
+fn read_config(reader: impl std::io::Read) -> Result<PluginConfig, ConfigErrors> {
+    let mut deserializer =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
+    let config: PluginConfig =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let message = error.into_inner().to_string();
+            let problem = if path.is_empty() && message.contains(" at line ") {
+                Problem::Syntax(format!("not valid JSON: {message}"))
+            } else {
+                Problem::Schema(message)
+            };
+            ConfigErrors::from(ConfigError::plugin(path, problem))
+        })?;
+    deserializer.end().map_err(|error| {
+        ConfigErrors::from(ConfigError::plugin(
+            "",
+            Problem::Syntax(format!("not valid JSON: {error}")),
+        ))
+    })?;
+    Ok(config)
 }

@@ -394,3 +394,84 @@ fn the_network_filter_role_is_its_own_configuration() {
     let old = config(json!({"peerIdentity": "uriSan"}));
     assert_eq!(old.peer_identity, warden::config::plugin::PeerIdentity::Certificate);
 }
+
+/// A mesh-wide configuration read for one workload keeps only what can apply to it, and
+/// decides exactly as the whole configuration does.
+#[test]
+fn a_configuration_read_for_a_workload_keeps_only_what_applies_and_decides_alike() {
+    let policy = |name: &str, namespace: &str, app: Option<&str>, path: &str| {
+        let mut spec = json!({"rules": [{"to": [{"operation": {"paths": [path]}}]}]});
+        if let Some(app) = app {
+            spec["selector"] = json!({"matchLabels": {"app": app}});
+        }
+        json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+               "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+    };
+    let mut policies = vec![
+        policy("root", "istio-system", None, "/root/*"),
+        policy("mine", "api", Some("backend"), "/mine/*"),
+        policy("namespace-wide", "api", None, "/ns/*"),
+        policy("gateway", "api", None, "/gw/*"),
+    ];
+    policies[3]["spec"]["targetRefs"] =
+        json!([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]);
+    for i in 0..200 {
+        policies.push(policy(&format!("other-{i}"), &format!("ns{}", i % 7), Some("x"), "/x/*"));
+        policies.push(policy(&format!("sibling-{i}"), "api", Some("frontend"), "/admin/*"));
+    }
+    // Out of scope and invalid beyond its head: dropped unread (the CLI validates everything).
+    policies.push(json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+        "metadata": {"name": "broken-elsewhere", "namespace": "other"},
+        "spec": {"rules": [{"to": [{"operation": {"paths": 7}}]}]}}));
+    let whole = json!({"policies": policies}).to_string();
+    let workload = Workload {
+        namespace: "api".into(),
+        labels: [("app".to_string(), "backend".to_string())].into(),
+    };
+    let (scoped, dropped) =
+        enforcer::read_plugin_config(|| std::io::Cursor::new(whole.as_bytes()), Some(&workload))
+            .unwrap();
+    assert_eq!(
+        scoped.policies.len(),
+        4,
+        "root, mine, namespace-wide, and the gateway one (reported as ignored)"
+    );
+    assert_eq!(dropped, 401);
+    let scoped = Enforcer::new(&scoped, Some(workload.clone())).unwrap();
+    assert_eq!(scoped.ignored().len(), 1);
+
+    // The same configuration without the broken object, read whole, decides alike.
+    let mut valid = policies.clone();
+    valid.pop();
+    let full =
+        enforcer::parse_plugin_config(json!({"policies": valid}).to_string().as_bytes()).unwrap();
+    let full = Enforcer::new(&full, Some(workload)).unwrap();
+    for path in ["/root/a", "/mine/a", "/ns/a", "/gw/a", "/x/a", "/admin/a", "/"] {
+        let summary = |e: &Enforcer| match check(e, "GET", path, &[], None) {
+            Verdict::Allow(_) => "allow".to_string(),
+            Verdict::Deny(deny) => format!("{} {}", deny.status, deny.details),
+            Verdict::Wait { .. } => "wait".to_string(),
+        };
+        assert_eq!(summary(&scoped), summary(&full), "{path}");
+    }
+
+    // In scope, a broken object still refuses the configuration.
+    let mut broken = policies;
+    broken.push(json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+        "metadata": {"name": "broken-here", "namespace": "api"},
+        "spec": {"rules": [{"to": [{"operation": {"paths": 7}}]}]}}));
+    let text = json!({"policies": broken}).to_string();
+    let (config, _) = enforcer::read_plugin_config(
+        || std::io::Cursor::new(text.as_bytes()),
+        Some(&Workload {
+            namespace: "api".into(),
+            labels: [("app".to_string(), "backend".to_string())].into(),
+        }),
+    )
+    .unwrap();
+    let Err(errors) = Enforcer::new(&config, None) else { panic!("accepted") };
+    assert!(errors.0.iter().any(|e| e.field.contains("paths")), "{errors}");
+    // Not JSON at all: refused before any policy is read.
+    assert!(enforcer::read_plugin_config(|| std::io::Cursor::new(&b"{\"policies\": [}"[..]), None)
+        .is_err());
+}

@@ -5,6 +5,8 @@
 //! warden-bench diff-prepare --out DIR --warden BIN --wasm FILE [--base-port P] [--rules N]
 //! warden-bench diff-check DIR
 //! warden-bench report --run DIR --out DIR --date YYYY-MM-DD [--readme benches/README.md]
+//! warden-bench scale-prepare --out DIR --warden BIN --wasm FILE --empty-wasm FILE [--base-port P]
+//! warden-bench scale-report --run DIR --wasm FILE --out FILE
 //! warden-bench scale-mesh --total N --namespaces M --applying K --out FILE
 //! warden-bench soak --seconds N --run-dir e2e/.run --ports envoy/ports.env --out DIR [--rate R]
 //! ```
@@ -99,6 +101,19 @@ fn run(args: Vec<String>) -> Result<()> {
                 fs::write(readme, report::splice_readme(&current, &section)?)?;
             }
             println!("{}", out.join(format!("{date}.md")).display());
+            Ok(())
+        }
+        "scale-prepare" => envoy::scale::prepare(
+            &path("out")?,
+            &path("warden")?,
+            &path("wasm")?,
+            &path("empty-wasm")?,
+            u16::try_from(number("base-port", 17500)?)?,
+        ),
+        "scale-report" => {
+            let text = envoy::scale::markdown(&path("run")?, &path("wasm")?)?;
+            fs::write(path("out")?, &text)?;
+            print!("{text}");
             Ok(())
         }
         "scale-mesh" => {

@@ -13,6 +13,7 @@
 pub mod bootstrap;
 pub mod diff;
 pub mod fixtures;
+pub mod scale;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -218,18 +218,6 @@ pub(crate) fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, (Stri
     })
 }
 
-/// [`deserialize`] from JSON text.
-pub(crate) fn deserialize_json<T: DeserializeOwned>(json: &[u8]) -> Result<T, (String, String)> {
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        (path, error.into_inner().to_string())
-    })?;
-    deserializer.end().map_err(|error| (String::new(), error.to_string()))?;
-    Ok(value)
-}
-
 /// `spec` + `rules[0]` → `spec.rules[0]`.
 pub(crate) fn join_field(base: &str, path: &str) -> String {
     match (base.is_empty(), path.is_empty()) {

@@ -50,8 +50,9 @@ pub struct PluginConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trust_domain_aliases: Vec<String>,
     /// `AuthorizationPolicy` and `RequestAuthentication` objects, as Kubernetes objects (raw
-    /// JSON, read one at a time; [`PluginConfig::push_policy`] adds one).
-    #[serde(default)]
+    /// JSON, read one at a time; [`PluginConfig::push_policy`] adds one). Read with a
+    /// [`scope`] in force, only the objects that can apply to that workload are kept.
+    #[serde(default, deserialize_with = "scoped_policies")]
     pub policies: Vec<Box<RawValue>>,
     /// How JWKS documents are fetched and kept.
     #[serde(default, skip_serializing_if = "is_default")]
@@ -239,4 +240,105 @@ fn default_token_cache_size() -> usize {
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
+}
+
+/// The workload a configuration is read for: while a [`Scope`] is in force ([`scope`]), the
+/// policies that cannot apply to it are dropped as they are read, so a sidecar never holds the
+/// rest of the mesh (Envoy hands the configuration over in chunks; see `host/abi.rs`).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The workload.
+    pub workload: Workload,
+    /// The root namespace, whose policies apply to every workload.
+    pub root_namespace: String,
+}
+
+thread_local! {
+    static SCOPE: std::cell::RefCell<Option<Scope>> = const { std::cell::RefCell::new(None) };
+    static DROPPED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `read` with `scope` in force; returns its result and how many objects were dropped.
+pub fn scope<T>(scope: Scope, read: impl FnOnce() -> T) -> (T, usize) {
+    SCOPE.with(|s| *s.borrow_mut() = Some(scope));
+    DROPPED.with(|d| d.set(0));
+    let result = read();
+    SCOPE.with(|s| *s.borrow_mut() = None);
+    (result, DROPPED.with(std::cell::Cell::get))
+}
+
+/// What decides whether an object can apply: its kind, namespace and selector. Anything else in
+/// it is not read here; an object whose head does not read like this is kept, so that the full
+/// validation reports what is wrong with it.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+    metadata: HeadMetadata,
+    #[serde(default)]
+    spec: HeadSpec,
+}
+
+#[derive(Deserialize)]
+struct HeadMetadata {
+    namespace: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct HeadSpec {
+    #[serde(default)]
+    selector: Option<crate::config::WorkloadSelector>,
+    #[serde(default)]
+    target_ref: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    target_refs: Option<serde::de::IgnoredAny>,
+}
+
+/// Whether an object certainly does not apply to the scope's workload. Objects with
+/// `targetRef(s)` are kept (they are reported as ignored), as is anything unreadable.
+fn out_of_scope(raw: &RawValue, scope: &Scope) -> bool {
+    let Ok(head) = serde_json::from_str::<Head>(raw.get()) else { return false };
+    let known = crate::config::istio::API_VERSIONS.contains(&head.api_version.as_str())
+        && (head.kind == crate::config::KIND_AUTHORIZATION_POLICY
+            || head.kind == crate::config::KIND_REQUEST_AUTHENTICATION);
+    let gateway = head.spec.target_ref.is_some() || head.spec.target_refs.is_some();
+    known
+        && !gateway
+        && !crate::config::scope::selects(
+            &head.metadata.namespace,
+            head.spec.selector.as_ref(),
+            &scope.workload,
+            &scope.root_namespace,
+        )
+}
+
+fn scoped_policies<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Box<RawValue>>, D::Error> {
+    struct Policies;
+    impl<'de> serde::de::Visitor<'de> for Policies {
+        type Value = Vec<Box<RawValue>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of Kubernetes objects")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let scope = SCOPE.with(|s| s.borrow().clone());
+            let mut kept = Vec::new();
+            while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+                match &scope {
+                    Some(scope) if out_of_scope(&raw, scope) => {
+                        DROPPED.with(|d| d.set(d.get() + 1))
+                    }
+                    _ => kept.push(raw),
+                }
+            }
+            Ok(kept)
+        }
+    }
+    deserializer.deserialize_seq(Policies)
 }

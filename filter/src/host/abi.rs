@@ -419,9 +419,14 @@ pub fn set_tick_period(period: std::time::Duration) -> Result<(), HostError> {
 }
 
 fn buffer(buffer_type: u32, max_size: usize) -> Result<Vec<u8>, HostError> {
+    buffer_at(buffer_type, 0, max_size)
+}
+
+fn buffer_at(buffer_type: u32, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: out-pointers to locals; the host fills them with a buffer it gives us.
-    let status = unsafe { proxy_get_buffer_bytes(buffer_type, 0, max_size, &mut data, &mut size) };
+    let status =
+        unsafe { proxy_get_buffer_bytes(buffer_type, start, max_size, &mut data, &mut size) };
     match status {
         // SAFETY: as in `request_header_map`.
         OK => Ok(unsafe { owned(data, size) }),
@@ -434,6 +439,49 @@ fn buffer(buffer_type: u32, max_size: usize) -> Result<Vec<u8>, HostError> {
 /// The plugin configuration (in `on_configure`).
 pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
     buffer(BUFFER_PLUGIN_CONFIGURATION, usize::MAX)
+}
+
+/// The plugin configuration read in chunks (a whole mesh's configuration is never held at once:
+/// the core keeps only what applies as it reads).
+pub struct PluginConfigReader {
+    offset: usize,
+    size: usize,
+}
+
+impl PluginConfigReader {
+    /// A reader of the `size` bytes `on_configure` announced.
+    pub fn new(size: usize) -> Self {
+        PluginConfigReader { offset: 0, size }
+    }
+}
+
+/// Bytes asked of Envoy at a time.
+const CHUNK: usize = 64 * 1024;
+
+impl std::io::Read for PluginConfigReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let want = out.len().min(CHUNK).min(self.size.saturating_sub(self.offset));
+        if want == 0 {
+            return Ok(0);
+        }
+        let chunk = buffer_at(BUFFER_PLUGIN_CONFIGURATION, self.offset, want)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let n = chunk.len().min(want);
+        if n == 0 {
+            return Ok(0);
+        }
+        out.get_mut(..n)
+            .ok_or_else(|| std::io::Error::other("short buffer"))?
+            .copy_from_slice(chunk.get(..n).unwrap_or_default());
+        self.offset += n;
+        Ok(n)
+    }
+}
+
+/// The first non-blank byte of the plugin configuration (`{` for JSON).
+pub fn plugin_configuration_starts_with(size: usize) -> Option<u8> {
+    let head = buffer_at(BUFFER_PLUGIN_CONFIGURATION, 0, size.min(256)).ok()?;
+    head.into_iter().find(|b| !b.is_ascii_whitespace())
 }
 
 /// At most `max_size` bytes of the body of the HTTP call being answered.

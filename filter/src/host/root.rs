@@ -144,17 +144,25 @@ impl Context for WardenRoot {
 }
 
 impl RootContext for WardenRoot {
-    fn on_configure(&mut self, _size: usize) -> bool {
+    fn on_configure(&mut self, size: usize) -> bool {
         super::logger::follow_host_level();
-        let bytes = match abi::plugin_configuration() {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                log::error!("warden: cannot read the plugin configuration ({error}): refused");
-                return false;
+        let node = node_workload();
+        // JSON (what Istio's WasmPlugin and Warden's ECDS files carry) is read in chunks,
+        // keeping only the policies that can apply to this workload; a serialized
+        // google.protobuf.Struct is read whole.
+        let read = if abi::plugin_configuration_starts_with(size) == Some(b'{') {
+            enforcer::read_plugin_config(|| abi::PluginConfigReader::new(size), node.as_ref())
+        } else {
+            match abi::plugin_configuration() {
+                Ok(bytes) => enforcer::parse_plugin_config(&bytes).map(|config| (config, 0)),
+                Err(error) => {
+                    log::error!("warden: cannot read the plugin configuration ({error}): refused");
+                    return false;
+                }
             }
         };
-        let config = match enforcer::parse_plugin_config(&bytes) {
-            Ok(config) => config,
+        let (config, dropped) = match read {
+            Ok(read) => read,
             Err(errors) => {
                 log::error!("warden: configuration refused: {errors}");
                 return false;
@@ -177,12 +185,12 @@ impl RootContext for WardenRoot {
                 }
             };
         }
-        let result = Enforcer::new(&config, node_workload());
+        let result = Enforcer::new(&config, node);
         match result {
             Ok(enforcer) => {
                 let needs = enforcer.needs();
                 log::info!(
-                    "warden: configured for workload {} {:?}: {} resources, {} applied policies, {} JWT rules; reads peer={} addresses={} port={} sni={}",
+                    "warden: configured for workload {} {:?}: {} resources ({dropped} others skipped: they select other workloads), {} applied policies, {} JWT rules; reads peer={} addresses={} port={} sni={}",
                     enforcer.workload().namespace,
                     enforcer.workload().labels,
                     enforcer.resource_count(),

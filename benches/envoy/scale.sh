@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The memory-and-scale section of the Envoy benchmark (benches/src/envoy/scale.rs): one Envoy per
+# configuration, one after the other, --concurrency 2; for each: time from start to the first
+# answer, then (3 s later) Envoy's RSS and Warden's warden_wasm_memory_bytes. Writes
+# RUN_DIR/scale/results.jsonl and RESULTS_DIR/scale.md.
+#
+#   benches/envoy/scale.sh          (make bench-envoy runs it after the load rows)
+#
+# Environment: RUN_DIR (benches/.run/envoy), RESULTS_DIR (benches/results), SCALE_BASE_PORT
+# (17500), and those of common.sh.
+set -euo pipefail
+SCRIPT=bench-scale
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+RUN_DIR="${RUN_DIR:-$ROOT/benches/.run/envoy}"
+RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results}"
+SCALE_BASE_PORT="${SCALE_BASE_PORT:-17500}"
+
+need "$ENVOY" curl openssl cargo
+build empty
+mkdir -p "$RUN_DIR/scale" "$RESULTS_DIR"
+log "preparing the scale configurations in $RUN_DIR/scale"
+"$WARDEN_BENCH" scale-prepare --out "$RUN_DIR" --warden "$WARDEN" --wasm "$WARDEN_WASM" \
+  --empty-wasm "$EMPTY_SLIM_WASM" --base-port "$SCALE_BASE_PORT"
+results="$RUN_DIR/scale/results.jsonl"
+: >"$results"
+now_ms() { date +%s%3N; }
+while IFS=$'\t' read -r name port admin config; do
+  logfile="$RUN_DIR/scale/$name.log"
+  started=$(now_ms)
+  "$ENVOY" -c "$config" --concurrency 2 --disable-hot-restart -l warning </dev/null >"$logfile" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  status=000
+  deadline=$((started + 120000))
+  while [ "$status" = 000 ]; do
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$logfile" >&2; die "$name: Envoy exited"; }
+    [ "$(now_ms)" -lt "$deadline" ] || die "$name: no answer within 120 s"
+    status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/api" || true)"
+    [ "$status" = 000 ] && sleep 0.02
+  done
+  first=$(($(now_ms) - started))
+  sleep 3
+  rss="$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")"
+  wasm="$(curl -s "http://127.0.0.1:$admin/stats?filter=warden_wasm_memory_bytes" | awk -F': ' '{ s += $2 } END { print s + 0 }')"
+  printf '{"name":"%s","rss_kib":%s,"wasm_bytes":%s,"first_answer_ms":%s,"status":%s}\n' \
+    "$name" "$rss" "$wasm" "$first" "$status" >>"$results"
+  log "$name: first answer $status after $first ms, RSS $((rss / 1024)) MiB, Warden VMs $((wasm / 1048576)) MiB"
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done <"$RUN_DIR/scale/plan.tsv"
+"$WARDEN_BENCH" scale-report --run "$RUN_DIR" --wasm "$WARDEN_WASM" --out "$RESULTS_DIR/scale.md"

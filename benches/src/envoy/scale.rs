@@ -1,0 +1,215 @@
+//! The memory-and-scale section of `make bench-envoy`: what a sidecar pays for the mesh.
+//!
+//! One Envoy per configuration, one after the other (`--concurrency 2`, Istio's sidecar
+//! default), each a plaintext listener in front of a `direct_response`: passthrough, the empty
+//! filter, Warden with no policy, native `rbac` with the policies that apply to the workload
+//! (what istiod would hand the sidecar), Warden with those, and Warden with the whole generated
+//! mesh of 1,000 and 10,000 policies in 500 namespaces (20 of which select the workload). The
+//! workload comes from the node metadata, as in an Istio sidecar. `benches/envoy/scale.sh`
+//! measures each: resident memory, Warden's VM memory, time from start to the first decision.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde_json::{json, Value};
+
+use super::bootstrap::{self, Hcm, Listener, Tls};
+use super::{compile, read_json};
+use crate::envoy::fixtures;
+use crate::policies;
+
+/// One row of the section.
+pub struct ScaleRow {
+    /// Its name in the plan and the results.
+    pub name: &'static str,
+    /// What it is, for the table.
+    pub title: &'static str,
+}
+
+/// The rows, in order.
+pub const ROWS: [ScaleRow; 7] = [
+    ScaleRow { name: "passthrough", title: "passthrough (router → direct_response)" },
+    ScaleRow { name: "empty-filter", title: "empty Rust proxy-wasm filter" },
+    ScaleRow { name: "warden-idle", title: "Warden, no policy" },
+    ScaleRow { name: "native-applicable", title: "native rbac, the 20 policies that apply" },
+    ScaleRow { name: "warden-applicable", title: "Warden, the 20 policies that apply" },
+    ScaleRow { name: "warden-mesh-1000", title: "Warden, the whole mesh: 1,000 policies" },
+    ScaleRow { name: "warden-mesh-10000", title: "Warden, the whole mesh: 10,000 policies" },
+];
+
+/// Writes `scale/plan.tsv` (name, port, admin port, bootstrap) and everything it names.
+pub fn prepare(
+    out: &Path,
+    warden: &Path,
+    wasm: &Path,
+    empty_wasm: &Path,
+    base_port: u16,
+) -> Result<()> {
+    let dir = out.join("scale");
+    fs::create_dir_all(&dir)?;
+    let settings = dir.join("settings.json");
+    fs::write(&settings, "{}")?;
+    let none = dir.join("none.yaml");
+    fixtures::write_objects(&none, &[])?;
+    let (workload, mesh_1k) = policies::scaled_mesh(1_000, 500, 20);
+    let (_, mesh_10k) = policies::scaled_mesh(10_000, 500, 20);
+    let labels: Vec<String> = workload.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let workload_arg = format!("{},{}", workload.namespace, labels.join(","));
+    for (name, objects) in [("mesh-1000", &mesh_1k), ("mesh-10000", &mesh_10k)] {
+        fixtures::write_objects(&dir.join(format!("{name}.yaml")), objects)?;
+    }
+    // What istiod would hand the sidecar: the policies selecting the workload.
+    let applicable = dir.join("applicable.yaml");
+    let output = std::process::Command::new(warden)
+        .args(["compile"])
+        .arg(dir.join("mesh-10000.yaml"))
+        .args(["--workload", &workload_arg, "--format", "plugin-config"])
+        .output()
+        .context("running warden compile --workload")?;
+    anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let config: Value = serde_json::from_slice(&output.stdout)?;
+    let objects: Vec<Value> =
+        config["policies"].as_array().cloned().context("the compiled configuration's policies")?;
+    fixtures::write_objects(&applicable, &objects)?;
+
+    let ecds = |input: &Path, name: &str| -> Result<Value> {
+        let path = dir.join(format!("{name}.warden.json"));
+        compile(warden, input, &settings, "ecds", Some(wasm), &path)?;
+        read_json(&path)
+    };
+    let native_path = dir.join("applicable.native.json");
+    let native_settings = dir.join("settings-workload.json");
+    fs::write(&native_settings, serde_json::to_string(&json!({ "workload": workload }))?)?;
+    compile(warden, &applicable, &native_settings, "envoy-native", None, &native_path)?;
+
+    let tls_dir = out.join("certs");
+    let certs = fixtures::Certificates::open(&tls_dir)?;
+    let (server, ca, key) = (certs.server()?, certs.ca(), certs.key());
+    let tls = Tls { cert: &server, key: &key, ca: &ca };
+    let mut plan = String::new();
+    for (index, row) in ROWS.iter().enumerate() {
+        let filters = match row.name {
+            "passthrough" => Vec::new(),
+            "empty-filter" => vec![bootstrap::empty_wasm_filter(empty_wasm)],
+            "warden-idle" => vec![bootstrap::warden_filter(&ecds(&none, "none")?)?],
+            "native-applicable" => bootstrap::native_filters(&read_json(&native_path)?, false)?,
+            "warden-applicable" => {
+                vec![bootstrap::warden_filter(&ecds(&applicable, "applicable")?)?]
+            }
+            "warden-mesh-1000" => {
+                vec![bootstrap::warden_filter(&ecds(&dir.join("mesh-1000.yaml"), "mesh-1000")?)?]
+            }
+            _ => {
+                vec![bootstrap::warden_filter(&ecds(&dir.join("mesh-10000.yaml"), "mesh-10000")?)?]
+            }
+        };
+        let offset = u16::try_from(index)?;
+        let (port, admin) = (base_port + offset, base_port + 100 + offset);
+        let listener = Listener {
+            name: row.name.replace('-', "_"),
+            port,
+            mtls: false,
+            hcm: Hcm::Playground,
+            network_filters: Vec::new(),
+            filters,
+        };
+        let mut config = bootstrap::bootstrap(admin, &[listener], &tls);
+        // The workload, as an Istio sidecar's node metadata carries it.
+        config["node"]["metadata"] = json!({
+            "NAMESPACE": workload.namespace,
+            "LABELS": workload.labels,
+        });
+        let path = dir.join(format!("{}.json", row.name));
+        fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+        plan.push_str(&format!("{}\t{port}\t{admin}\t{}\n", row.name, path.display()));
+    }
+    fs::write(dir.join("plan.tsv"), plan)?;
+    Ok(())
+}
+
+/// One measured row (`scale.sh` writes one JSON object per line).
+#[derive(Debug, serde::Deserialize)]
+pub struct ScaleMeasurement {
+    /// The row's name.
+    pub name: String,
+    /// Envoy's resident memory, KiB, 3 s after the first answer.
+    pub rss_kib: u64,
+    /// `warden_wasm_memory_bytes`, 0 when no Warden.
+    pub wasm_bytes: u64,
+    /// Milliseconds from starting Envoy to the first answer of the listener.
+    pub first_answer_ms: u64,
+    /// The status of that answer.
+    pub status: u16,
+}
+
+/// The section's markdown, from `scale/results.jsonl`, with the module size.
+pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
+    let text = fs::read_to_string(run.join("scale/results.jsonl"))?;
+    let rows: Vec<ScaleMeasurement> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let mut out = String::from(
+        "## Memory and scale\n\nOne Envoy per row, one after the other, `--concurrency 2` (Istio's sidecar default), a \
+         plaintext listener; the workload in the node metadata, as in an Istio sidecar. The mesh: \
+         policies in 500 namespaces, 20 of which select the workload (one from the root namespace). \
+         RSS 3 s after the first answer; Warden's VMs is its `warden_wasm_memory_bytes` gauge (every \
+         Warden VM's linear memory); first answer: from starting Envoy to the listener's first answer.\n\n\
+         Reproduce: `make bench-envoy` (or `benches/envoy/scale.sh` alone).\n\n\
+         | configuration | RSS | above passthrough | Warden's VMs | first answer |\n|---|---:|---:|---:|---:|\n",
+    );
+    let base = find("passthrough").map_or(0, |r| r.rss_kib);
+    for row in ROWS {
+        let Some(m) = find(row.name) else { continue };
+        let vm = if m.wasm_bytes > 0 {
+            format!("{:.1} MiB", m.wasm_bytes as f64 / (1 << 20) as f64)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "| {} | {:.1} MiB | {:+.1} MiB | {vm} | {} ms ({}) |\n",
+            row.title,
+            mib(m.rss_kib),
+            mib(m.rss_kib) - mib(base),
+            m.first_answer_ms,
+            m.status
+        ));
+    }
+    let size = fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
+    out.push_str("\nTargets (issue \"Mesh scale\"; reported, never asserted):\n\n| target | measured | |\n|---|---|---|\n");
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let met = |ok: bool| if ok { "met" } else { "**missed**" };
+    if let (Some(mesh), Some(applicable)) = (find("warden-mesh-10000"), find("warden-applicable")) {
+        let vm = ratio(mesh.wasm_bytes as f64, applicable.wasm_bytes as f64);
+        let first = ratio(mesh.first_answer_ms as f64, applicable.first_answer_ms as f64);
+        out.push_str(&format!(
+            "| whole mesh of 10,000 ÷ applicable only, Warden's VM memory ≤ 1.5× | {vm:.2}× | {} |\n",
+            met(vm <= 1.5)
+        ));
+        out.push_str(&format!(
+            "| whole mesh of 10,000 ÷ applicable only, first answer ≤ 1.2× | {first:.2}× ({} vs {} ms) | {} |\n",
+            mesh.first_answer_ms,
+            applicable.first_answer_ms,
+            met(first <= 1.2)
+        ));
+    }
+    if let (Some(idle), Some(empty)) = (find("warden-idle"), find("empty-filter")) {
+        let r = ratio(idle.rss_kib as f64 - base as f64, empty.rss_kib as f64 - base as f64);
+        out.push_str(&format!(
+            "| Warden with no policy, RSS above passthrough ÷ the empty filter's ≤ 1.3× | {r:.2}× ({:+.1} vs {:+.1} MiB) | {} |\n",
+            mib(idle.rss_kib) - mib(base),
+            mib(empty.rss_kib) - mib(base),
+            met(r <= 1.3)
+        ));
+    }
+    out.push_str(&format!(
+        "| warden.wasm ≤ 500 KiB | {:.0} KiB | {} |\n",
+        size as f64 / 1024.0,
+        met(size <= 500 * 1024)
+    ));
+    Ok(out)
+}
