@@ -4,7 +4,8 @@
 #
 #   benches/envoy/run.sh                      (make bench-envoy; ~8 minutes with the defaults)
 #   ROUNDS=1 DURATION=2s WARMUP=1s benches/envoy/run.sh        a quick look (~1 minute)
-#   ONLY=authz-native,authz-warden benches/envoy/run.sh         some configurations only
+#   ONLY=authz-native,authz-warden benches/envoy/run.sh         some configurations only (and
+#                                                               no memory-and-scale section)
 #
 # Every configuration gets its own Envoy (same binary, same listener shape: an mTLS inbound
 # listener answering 200 from a direct_response), all started at once with one worker thread,
@@ -106,6 +107,12 @@ for i in "${!NAMES[@]}"; do
     "${memory:-null}" "${wasm:-null}" >>"$RUN_DIR/memory.jsonl"
 done
 stop_all
+
+# The memory-and-scale section (its own Envoys, one at a time, once the load rows are done).
+rm -f "$RUN_DIR/scale/results.jsonl"
+if [ -z "$ONLY" ]; then
+  SKIP_BUILD=1 RUN_DIR="$RUN_DIR" RESULTS_DIR="$RESULTS_DIR" benches/envoy/scale.sh >&2
+fi
 
 lscpu >"$RUN_DIR/lscpu.txt"
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -12,6 +12,8 @@
 //! (so `compile` refuses exactly what `check` reports as errors); [`for_workload`] narrows the
 //! objects to one workload's, [`plugin_config`] adds the settings, [`ecds_resource`] wraps it.
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 use warden::config::scope::selects;
@@ -92,6 +94,9 @@ pub struct EcdsOptions {
     pub vm_id: String,
     /// See [`FailurePolicy`].
     pub failure_policy: FailurePolicy,
+    /// wasmplugin: one `WasmPlugin` per namespace with policies of its own (see
+    /// [`split_by_namespace`]), also chosen when one would exceed [`MAX_PLUGIN_CONFIG_BYTES`].
+    pub split: bool,
 }
 
 impl Default for EcdsOptions {
@@ -100,6 +105,7 @@ impl Default for EcdsOptions {
             name: "warden".into(),
             wasm: "target/wasm32-wasip1/wasm/warden.wasm".into(),
             vm_id: "warden".into(),
+            split: false,
             failure_policy: FailurePolicy::FailClosed,
         }
     }
@@ -286,6 +292,52 @@ pub fn wasm_plugin(plugin_config: &Value, options: &EcdsOptions, namespace: &str
     })
 }
 
+/// The largest `pluginConfig` one `WasmPlugin` carries: Kubernetes refuses objects over about
+/// 1.5 MiB (etcd's request limit), and the manifest needs room beside it.
+pub const MAX_PLUGIN_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// Splits a mesh's plugin configuration into one per namespace that has policies of its own,
+/// each carrying the root namespace's policies too (so it decides its namespace's workloads
+/// alone), and one for the root namespace carrying the root policies with those namespaces in
+/// `excludeNamespaces` (so every other workload still gets the mesh-wide policies, and none
+/// gets two configurations that both decide). `None` names the root configuration.
+pub fn split_by_namespace(plugin_config: &Value) -> Result<Vec<(Option<String>, Value)>> {
+    let root = plugin_config["rootNamespace"].as_str().unwrap_or("istio-system").to_string();
+    let policies = plugin_config["policies"].as_array().cloned().unwrap_or_default();
+    let namespace_of =
+        |p: &Value| p["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    let (root_policies, others): (Vec<Value>, Vec<Value>) =
+        policies.into_iter().partition(|p| namespace_of(p) == root);
+    let mut by_namespace: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for policy in others {
+        by_namespace.entry(namespace_of(&policy)).or_default().push(policy);
+    }
+    let with = |policies: Vec<Value>, exclude: Vec<String>| {
+        let mut config = plugin_config.clone();
+        config["policies"] = Value::Array(policies);
+        if !exclude.is_empty() {
+            config["excludeNamespaces"] = json!(exclude);
+        }
+        config
+    };
+    let mut out = vec![(None, with(root_policies.clone(), by_namespace.keys().cloned().collect()))];
+    for (namespace, policies) in by_namespace {
+        let mut all = root_policies.clone();
+        all.extend(policies);
+        out.push((Some(namespace), with(all, Vec::new())));
+    }
+    for (namespace, config) in &out {
+        let size = config.to_string().len();
+        if size > MAX_PLUGIN_CONFIG_BYTES {
+            bail!(
+                "the plugin configuration for {} is {size} bytes, over the {MAX_PLUGIN_CONFIG_BYTES} one WasmPlugin can carry: split that namespace's policies by workload with --workload, or serve it with the ecds form",
+                namespace.as_deref().map_or_else(|| format!("the root namespace {root}"), |ns| format!("namespace {ns}"))
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// An Istio `EnvoyFilter` in `namespace` inserting the Wasm filter before the router of every
 /// sidecar's inbound HTTP connection manager (for Istio releases without `WasmPlugin`), and,
 /// with `direct_peer`, the network filter before the connection manager.
@@ -360,7 +412,25 @@ pub fn render(
             },
         ),
         Format::Wasmplugin => {
-            let mut manifests = vec![wasm_plugin(plugin_config, options, namespace)];
+            let split = options.split
+                || plugin_config.to_string().len() > MAX_PLUGIN_CONFIG_BYTES;
+            let mut manifests = if split {
+                split_by_namespace(plugin_config)?
+                    .into_iter()
+                    .map(|(own, config)| match own {
+                        None => wasm_plugin(&config, options, namespace),
+                        Some(own) => {
+                            let options = EcdsOptions {
+                                name: format!("{}-{own}", options.name),
+                                ..options.clone()
+                            };
+                            wasm_plugin(&config, &options, &own)
+                        }
+                    })
+                    .collect()
+            } else {
+                vec![wasm_plugin(plugin_config, options, namespace)]
+            };
             if direct_peer {
                 manifests.push(connection_wasm_plugin(options, namespace));
             }
@@ -612,5 +682,112 @@ spec:
             patch["patch"]["value"]["typed_config"],
             ecds_resource(&config, &options)["resources"][0]["typed_config"]
         );
+    }
+    /// The split WasmPlugins decide every workload as the one configuration does: for each
+    /// workload, the plugins Istio applies to it (the root namespace's, and its own
+    /// namespace's) all run, and a request passes only if every one lets it.
+    #[test]
+    fn split_wasm_plugins_decide_every_workload_as_the_single_configuration() {
+        use warden::authn::{KeyProvider, Keys, PureRust, SourceId, TokenCache};
+        use warden::enforcer::{Enforcer, Verdict};
+        use warden::request::{Observed, OwnedRequest, Peer};
+        struct NoKeys;
+        impl KeyProvider for NoKeys {
+            fn keys(&self, _: SourceId) -> Keys<'_> {
+                Keys::Unavailable
+            }
+        }
+        let ap = |name: &str, ns: &str, spec: Value| {
+            json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+                   "metadata": {"name": name, "namespace": ns}, "spec": spec})
+        };
+        let policies = vec![
+            ap("allow-nothing", "istio-system", json!({})),
+            ap(
+                "deny-debug",
+                "istio-system",
+                json!({"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/debug/*"]}}]}]}),
+            ),
+            ap(
+                "health",
+                "istio-system",
+                json!({"rules": [{"to": [{"operation": {"paths": ["/healthz"]}}]}]}),
+            ),
+            ap(
+                "web-api",
+                "a",
+                json!({"selector": {"matchLabels": {"app": "web"}}, "rules": [{"to": [{"operation": {"paths": ["/api/*"]}}]}]}),
+            ),
+            ap(
+                "web-no-delete",
+                "a",
+                json!({"selector": {"matchLabels": {"app": "web"}}, "action": "DENY", "rules": [{"to": [{"operation": {"methods": ["DELETE"]}}]}]}),
+            ),
+            ap(
+                "public",
+                "a",
+                json!({"rules": [{"to": [{"operation": {"paths": ["/public/*"]}}]}]}),
+            ),
+            ap("from-a", "b", json!({"rules": [{"from": [{"source": {"namespaces": ["a"]}}]}]})),
+            ap("audit", "b", json!({"action": "AUDIT", "rules": [{}]})),
+        ];
+        let single = plugin_config(policies, &PluginConfig::default(), None).unwrap();
+        let split = split_by_namespace(&single).unwrap();
+        assert_eq!(split.len(), 3, "root, a, b");
+        assert_eq!(split[0].1["excludeNamespaces"], json!(["a", "b"]));
+        let enforcer = |config: &Value, workload: &Workload| {
+            let config = <PluginConfig as serde::Deserialize>::deserialize(config).unwrap();
+            Enforcer::new(&config, Some(workload.clone())).unwrap()
+        };
+        let status = |e: &Enforcer, request: &OwnedRequest| match request
+            .with(|r| e.check(r, 0, &NoKeys, &mut TokenCache::new(1), &PureRust))
+        {
+            Verdict::Allow(_) => 200,
+            Verdict::Deny(deny) => deny.status,
+            Verdict::Wait { .. } => 0,
+        };
+        let mut compared = 0;
+        for (ns, app) in
+            [("a", "web"), ("a", "other"), ("b", "x"), ("c", "y"), ("istio-system", "z")]
+        {
+            let workload = Workload {
+                namespace: ns.into(),
+                labels: [("app".to_string(), app.to_string())].into(),
+            };
+            let whole = enforcer(&single, &workload);
+            // What Istio applies to this workload: root-namespace plugins, and its namespace's.
+            let applied: Vec<Enforcer> = split
+                .iter()
+                .filter(|(own, _)| own.as_deref().is_none_or(|own| own == ns))
+                .map(|(_, config)| enforcer(config, &workload))
+                .collect();
+            for path in ["/api/x", "/public/x", "/healthz", "/debug/x", "/other"] {
+                for method in ["GET", "DELETE"] {
+                    for peer in
+                        ["spiffe://cluster.local/ns/a/sa/s", "spiffe://cluster.local/ns/z/sa/s"]
+                    {
+                        let request = OwnedRequest {
+                            method: method.into(),
+                            path: path.into(),
+                            authority: b"svc".to_vec(),
+                            peer: Observed::Known(Peer {
+                                uri_sans: vec![peer.into()],
+                                ..Peer::default()
+                            }),
+                            ..OwnedRequest::default()
+                        };
+                        let expected = status(&whole, &request);
+                        let union = applied
+                            .iter()
+                            .map(|e| status(e, &request))
+                            .find(|s| *s != 200)
+                            .unwrap_or(200);
+                        assert_eq!(union, expected, "{ns}/{app} {method} {path} from {peer}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 100);
     }
 }

@@ -230,6 +230,11 @@ struct CompileArgs {
     /// The Wasm VM id.
     #[arg(long, default_value = "warden")]
     vm_id: String,
+    /// wasmplugin: one WasmPlugin per namespace with policies of its own, each with the root
+    /// namespace's policies too, and one in the root namespace for every other workload (chosen
+    /// anyway when one WasmPlugin would carry more than 1 MiB).
+    #[arg(long)]
+    split: bool,
     /// What Envoy does when the VM has failed.
     #[arg(long, value_enum, default_value = "fail-closed")]
     failure_policy: FailurePolicy,
@@ -650,6 +655,7 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
         wasm: args.wasm.unwrap_or_else(|| args.format.default_wasm().to_string()),
         vm_id: args.vm_id,
         failure_policy: args.failure_policy,
+        split: args.split,
     };
     let inputs: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
     drop(parsed);

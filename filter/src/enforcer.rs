@@ -208,10 +208,14 @@ impl Enforcer {
         let mut seen = BTreeSet::new();
         // One object at a time: each is read from its raw JSON, validated, and kept only if it
         // applies to this workload, so memory follows what applies, not the mesh.
+        // A namespace another configuration serves: nothing here applies to its workloads.
+        let excluded =
+            workload.as_ref().is_some_and(|w| config.exclude_namespaces.contains(&w.namespace));
         let applies = |namespace: &str, selector: Option<&config::WorkloadSelector>| {
-            workload.as_ref().is_none_or(|workload| {
-                config::scope::selects(namespace, selector, workload, &mesh.root_namespace)
-            })
+            !excluded
+                && workload.as_ref().is_none_or(|workload| {
+                    config::scope::selects(namespace, selector, workload, &mesh.root_namespace)
+                })
         };
         for (index, raw) in config.policies.iter().enumerate() {
             let value: Value = match serde_json::from_str(raw.get()) {

@@ -86,7 +86,16 @@ fn run(args: Vec<String>) -> Result<()> {
             fs::create_dir_all(&out)?;
             let chart = format!("{date}.png");
             report::chart(&run, &out.join(&chart))?;
-            let text = report::markdown(&run, &chart)?;
+            let mut text = report::markdown(&run, &chart)?;
+            if run.join("scale/results.jsonl").exists() {
+                let wasm = PathBuf::from(
+                    named
+                        .get("wasm")
+                        .map_or("target/wasm32-wasip1/wasm/warden.wasm", String::as_str),
+                );
+                text.push('\n');
+                text.push_str(&envoy::scale::markdown(&run, &wasm)?);
+            }
             fs::write(out.join(format!("{date}.md")), &text)?;
             fs::copy(out.join(&chart), out.join("latest.png"))?;
             fs::write(

@@ -54,6 +54,12 @@ pub struct PluginConfig {
     /// [`scope`] in force, only the objects that can apply to that workload are kept.
     #[serde(default, deserialize_with = "scoped_policies")]
     pub policies: Vec<Box<RawValue>>,
+    /// Namespaces whose workloads another Warden configuration serves (a per-namespace
+    /// `WasmPlugin` that `warden compile --format wasmplugin --split` wrote, carrying the root
+    /// namespace's policies too): in a workload of one of these, this configuration applies
+    /// nothing, so that exactly one Warden configuration decides each request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_namespaces: Vec<String>,
     /// How JWKS documents are fetched and kept.
     #[serde(default, skip_serializing_if = "is_default")]
     pub jwks: JwksSettings,
@@ -94,6 +100,7 @@ impl Default for PluginConfig {
             trust_domain: default_trust_domain(),
             trust_domain_aliases: Vec::new(),
             policies: Vec::new(),
+            exclude_namespaces: Vec::new(),
             jwks: JwksSettings::default(),
             token_cache: TokenCacheSettings::default(),
             crypto: Crypto::default(),
