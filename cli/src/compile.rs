@@ -97,6 +97,17 @@ pub struct EcdsOptions {
     /// wasmplugin: one `WasmPlugin` per namespace with policies of its own (see
     /// [`split_by_namespace`]), also chosen when one would exceed [`MAX_PLUGIN_CONFIG_BYTES`].
     pub split: bool,
+    /// wasmplugin: the module's pin (`WasmPlugin.sha256`, hex) and `imagePullPolicy`.
+    pub pin: ModulePin,
+}
+
+/// How a `WasmPlugin` pins its module. Istio compares `sha256` with the SHA-256 of the module
+/// for `file://` and `https://` URLs and with the image's manifest digest for `oci://` ones
+/// (istio/istio `pkg/wasm/cache.go`, `getOrFetch`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModulePin {
+    pub sha256: Option<String>,
+    pub image_pull_policy: Option<&'static str>,
 }
 
 impl Default for EcdsOptions {
@@ -107,6 +118,7 @@ impl Default for EcdsOptions {
             vm_id: "warden".into(),
             split: false,
             failure_policy: FailurePolicy::FailClosed,
+            pin: ModulePin::default(),
         }
     }
 }
@@ -252,20 +264,23 @@ pub const CONNECTION_ROLE_CONFIG: &str = r#"{"role":"connection"}"#;
 /// HTTP chain before its connection manager, in any phase
 /// (`pilot/pkg/networking/core/listener_inbound.go` `buildInboundNetworkFiltersForHTTP`).
 pub fn connection_wasm_plugin(options: &EcdsOptions, namespace: &str) -> Value {
-    json!({
-        "apiVersion": "extensions.istio.io/v1alpha1",
-        "kind": "WasmPlugin",
-        "metadata": {"name": format!("{}-connection", options.name), "namespace": namespace},
-        "spec": {
-            "url": options.wasm,
-            "pluginName": format!("{}.connection", options.name),
-            "type": "NETWORK",
-            "phase": "AUTHN",
-            "failStrategy": "FAIL_CLOSE",
-            "match": [{"mode": "SERVER"}],
-            "pluginConfig": {"role": "connection"},
-        }
-    })
+    pinned(
+        options,
+        json!({
+            "apiVersion": "extensions.istio.io/v1alpha1",
+            "kind": "WasmPlugin",
+            "metadata": {"name": format!("{}-connection", options.name), "namespace": namespace},
+            "spec": {
+                "url": options.wasm,
+                "pluginName": format!("{}.connection", options.name),
+                "type": "NETWORK",
+                "phase": "AUTHN",
+                "failStrategy": "FAIL_CLOSE",
+                "match": [{"mode": "SERVER"}],
+                "pluginConfig": {"role": "connection"},
+            }
+        }),
+    )
 }
 
 /// An Istio `WasmPlugin` in `namespace` (the root namespace: every sidecar of the mesh) that
@@ -277,19 +292,35 @@ pub fn wasm_plugin(plugin_config: &Value, options: &EcdsOptions, namespace: &str
         FailurePolicy::FailClosed => "FAIL_CLOSE",
         FailurePolicy::FailReload => "FAIL_RELOAD",
     };
-    json!({
-        "apiVersion": "extensions.istio.io/v1alpha1",
-        "kind": "WasmPlugin",
-        "metadata": {"name": options.name, "namespace": namespace},
-        "spec": {
-            "url": options.wasm,
-            "pluginName": options.name,
-            "phase": "AUTHN",
-            "failStrategy": fail_strategy,
-            "match": [{"mode": "SERVER"}],
-            "pluginConfig": plugin_config,
+    pinned(
+        options,
+        json!({
+            "apiVersion": "extensions.istio.io/v1alpha1",
+            "kind": "WasmPlugin",
+            "metadata": {"name": options.name, "namespace": namespace},
+            "spec": {
+                "url": options.wasm,
+                "pluginName": options.name,
+                "phase": "AUTHN",
+                "failStrategy": fail_strategy,
+                "match": [{"mode": "SERVER"}],
+                "pluginConfig": plugin_config,
+            }
+        }),
+    )
+}
+
+/// Adds the module's pin to a `WasmPlugin`.
+fn pinned(options: &EcdsOptions, mut plugin: Value) -> Value {
+    if let Some(spec) = plugin.get_mut("spec").and_then(Value::as_object_mut) {
+        if let Some(sha256) = &options.pin.sha256 {
+            spec.insert("sha256".into(), sha256.as_str().into());
         }
-    })
+        if let Some(policy) = options.pin.image_pull_policy {
+            spec.insert("imagePullPolicy".into(), policy.into());
+        }
+    }
+    plugin
 }
 
 /// The largest `pluginConfig` one `WasmPlugin` carries: Kubernetes refuses objects over about

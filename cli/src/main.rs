@@ -16,6 +16,7 @@ mod fetch;
 mod k8s;
 mod native;
 mod output;
+mod package;
 mod playground;
 mod style;
 mod token;
@@ -29,8 +30,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
 
 use crate::analysis::Severity;
-use crate::compile::{EcdsOptions, FailurePolicy, Format};
+use crate::compile::{EcdsOptions, FailurePolicy, Format, ModulePin};
 use crate::explain::{Credential, WorkloadArg};
+use crate::package::ImageFormat;
 use crate::token::{Algorithm, Claims, SigningKey};
 
 /// Exit status: findings (errors, or warnings with `--strict`), a refused configuration, an
@@ -100,6 +102,10 @@ enum Command {
     /// Compile AuthorizationPolicy and RequestAuthentication YAML into Warden's plugin
     /// configuration (WasmPlugin.pluginConfig) or an Envoy ECDS resource file.
     Compile(CompileArgs),
+    /// Package warden.wasm as an OCI image, written as an OCI image layout directory, for Istio's
+    /// sidecars to pull from a registry (`WasmPlugin.url: oci://…`). Prints the image digest,
+    /// which `compile --format wasmplugin --module` pins.
+    Package(PackageArgs),
     /// Mint test tokens from a local key, print a key's JWKS, or generate keys.
     Token(TokenCommand),
     /// The playground's helper services (the echo application and the JWT issuer).
@@ -223,6 +229,8 @@ struct CompileArgs {
     /// envoyfilter `/var/local/lib/wasm-filters/warden.wasm`.
     #[arg(long, value_name = "PATH_OR_URL")]
     wasm: Option<String>,
+    #[command(flatten)]
+    pin: PinArgs,
     /// The filter or manifest name (ecds: the resource name the sidecars' `config_discovery`
     /// names).
     #[arg(long, default_value = "warden")]
@@ -257,6 +265,50 @@ struct CompileArgs {
     /// With --inline-jwks: the deadline of each fetch (`10s`, `500ms`).
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     timeout: String,
+}
+
+/// How `compile --format wasmplugin` pins the module.
+#[derive(Debug, Args)]
+struct PinArgs {
+    /// wasmplugin: pin this module (`WasmPlugin.sha256`): for an oci:// --wasm the digest of
+    /// the image `warden package` builds from it (--image-format), else its own SHA-256.
+    #[arg(long, value_name = "FILE", conflicts_with = "wasm_sha256")]
+    module: Option<PathBuf>,
+    /// wasmplugin: pin a known digest (64 hex digits, `sha256:` optional): the image digest for
+    /// an oci:// --wasm, the module's SHA-256 otherwise.
+    #[arg(long, value_name = "HEX")]
+    wasm_sha256: Option<String>,
+    /// With --module and an oci:// --wasm: the form of the image `warden package` wrote.
+    #[arg(long, value_enum, default_value = "image")]
+    image_format: ImageFormat,
+    /// wasmplugin with an oci:// --wasm: when istio-agent pulls the image. Default: IfNotPresent
+    /// when pinned (a digest never changes), else Istio's own default.
+    #[arg(long, value_enum)]
+    image_pull_policy: Option<PullPolicy>,
+}
+
+/// `WasmPlugin.imagePullPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PullPolicy {
+    IfNotPresent,
+    Always,
+}
+
+#[derive(Debug, Args)]
+struct PackageArgs {
+    /// The module.
+    #[arg(default_value = "target/wasm32-wasip1/wasm/warden.wasm", value_name = "MODULE")]
+    module: PathBuf,
+    /// The OCI image layout directory to write; push it with
+    /// `skopeo copy oci:DIR:TAG docker://REGISTRY/REPOSITORY:TAG`.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// The image's form: both are pulled by Istio; `image` by every registry and tool.
+    #[arg(long, value_enum, default_value = "image")]
+    format: ImageFormat,
+    /// The tag of the image in the layout's index.
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    tag: String,
 }
 
 #[derive(Debug, Args)]
@@ -422,6 +474,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => run_check(args),
         Command::Explain(args) => run_explain(*args),
         Command::Compile(args) => run_compile(args),
+        Command::Package(args) => run_package(args).map(done),
         Command::Token(TokenCommand { action: None, mint }) => run_mint(mint).map(done),
         Command::Token(TokenCommand { action: Some(TokenAction::Mint(mint)), .. }) => {
             run_mint(mint).map(done)
@@ -582,6 +635,77 @@ fn run_explain(args: ExplainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `WasmPlugin.sha256` and `imagePullPolicy` from the pin flags (see [`ModulePin`]).
+fn module_pin(format: &Format, wasm: &str, args: &PinArgs) -> Result<ModulePin> {
+    let pinning =
+        args.module.is_some() || args.wasm_sha256.is_some() || args.image_pull_policy.is_some();
+    if !pinning {
+        return Ok(ModulePin::default());
+    }
+    if *format != Format::Wasmplugin {
+        bail!("--module, --wasm-sha256 and --image-pull-policy pin a WasmPlugin's module: use them with --format wasmplugin");
+    }
+    let oci = wasm.starts_with("oci://");
+    let sha256 = match (&args.module, &args.wasm_sha256) {
+        (Some(path), _) => {
+            let module =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            if oci {
+                let image = package::build(&module, args.image_format)?;
+                Some(image.digest().trim_start_matches("sha256:").to_string())
+            } else {
+                Some(package::sha256_hex(&module))
+            }
+        }
+        (None, Some(hex)) => {
+            let hex = hex.trim_start_matches("sha256:").to_ascii_lowercase();
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("--wasm-sha256 {hex:?}: a SHA-256 digest is 64 hex digits");
+            }
+            Some(hex)
+        }
+        (None, None) => None,
+    };
+    // Istio refuses to load a module whose URL digest and sha256 differ.
+    if let (Some(sha256), Some((_, digest))) = (&sha256, wasm.split_once("@sha256:")) {
+        if !digest.eq_ignore_ascii_case(sha256) {
+            bail!("--wasm {wasm} names digest {digest}, but the module pins {sha256}: Istio would refuse the WasmPlugin");
+        }
+    }
+    let image_pull_policy = match args.image_pull_policy {
+        Some(_) if !oci => {
+            bail!("--image-pull-policy: only an oci:// module is pulled as an image")
+        }
+        Some(PullPolicy::Always) => Some("Always"),
+        Some(PullPolicy::IfNotPresent) => Some("IfNotPresent"),
+        None if oci && sha256.is_some() => Some("IfNotPresent"),
+        None => None,
+    };
+    Ok(ModulePin { sha256, image_pull_policy })
+}
+
+fn run_package(args: PackageArgs) -> Result<()> {
+    let module = std::fs::read(&args.module).with_context(|| {
+        format!("reading {} (build it with `make wasm`)", args.module.display())
+    })?;
+    if !module.starts_with(b"\0asm") {
+        bail!("{} is not a Wasm module", args.module.display());
+    }
+    let image = package::build(&module, args.format)?;
+    package::write_layout(&image, &args.output, &args.tag)?;
+    eprintln!(
+        "warden: wrote {} as an OCI image layout in {} (tag {}); push it with\n  skopeo copy oci:{}:{} docker://REGISTRY/warden:{}",
+        args.module.display(),
+        args.output.display(),
+        args.tag,
+        args.output.display(),
+        args.tag,
+        args.tag
+    );
+    println!("{}", image.digest());
+    Ok(())
+}
+
 fn run_compile(args: CompileArgs) -> Result<ExitCode> {
     let mut analysis = analyze(&args.files, args.settings.as_ref(), &args.policy_namespace)?;
     if report_errors(&analysis, "compile")? {
@@ -650,12 +774,15 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
         output::emit(args.output.as_deref(), text.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
+    let wasm = args.wasm.unwrap_or_else(|| args.format.default_wasm().to_string());
+    let pin = module_pin(&args.format, &wasm, &args.pin)?;
     let options = EcdsOptions {
         name: args.name,
-        wasm: args.wasm.unwrap_or_else(|| args.format.default_wasm().to_string()),
+        wasm,
         vm_id: args.vm_id,
         failure_policy: args.failure_policy,
         split: args.split,
+        pin,
     };
     let inputs: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
     drop(parsed);

@@ -204,3 +204,69 @@ fn inline_jwks_fails_clearly_when_a_fetch_fails() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The pin of a WasmPlugin's module: Istio compares `sha256` with the module's SHA-256 for
+/// file:// and https:// URLs and with the image's manifest digest for oci:// ones (istio/istio
+/// pkg/wasm/cache.go); `warden package` prints that digest, so compile --module must agree.
+#[test]
+fn a_wasm_plugin_pins_its_module_as_istio_checks_it() {
+    let dir = temp_dir("pin");
+    let module = dir.join("m.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0 a module").unwrap();
+    let module = module.to_str().unwrap();
+    let layout = dir.join("layout");
+    let (code, digest, stderr) =
+        warden(&["package", module, "-o", layout.to_str().unwrap(), "--format", "artifact"]);
+    assert_eq!(code, 0, "{stderr}");
+    let digest = digest.trim().strip_prefix("sha256:").unwrap().to_string();
+    let plugin = |extra: &[&str]| {
+        let mut args = vec!["compile", "lints.yaml", "--format", "wasmplugin", "-o"];
+        let out = dir.join("plugin.json");
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let (code, _, stderr) = warden(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let spec = if value["kind"] == "WasmPlugin" { &value } else { &value["items"][0] };
+        (spec["spec"]["sha256"].clone(), spec["spec"]["imagePullPolicy"].clone())
+    };
+    let oci = ["--wasm", "oci://registry.example/warden:1", "--module", module];
+    assert_eq!(
+        plugin(&[&oci[..], &["--image-format", "artifact"]].concat()),
+        (json!(digest), json!("IfNotPresent"))
+    );
+    let image = plugin(&oci);
+    assert_ne!(image.0, json!(digest), "the image form has another digest");
+    let (sha, policy) = plugin(&["--module", module]);
+    let expected = std::process::Command::new("sha256sum").arg(module).output().unwrap();
+    let expected = String::from_utf8(expected.stdout).unwrap();
+    assert_eq!(sha, json!(expected.split(' ').next().unwrap()));
+    assert_eq!(policy, Value::Null, "a file:// module is not pulled");
+    assert_eq!(
+        plugin(&[
+            "--wasm",
+            "oci://r/w:1",
+            "--wasm-sha256",
+            &format!("sha256:{}", digest.to_uppercase()),
+            "--image-pull-policy",
+            "always"
+        ]),
+        (json!(digest), json!("Always"))
+    );
+    for refused in [
+        vec!["--format", "ecds", "--module", module],
+        vec!["--format", "wasmplugin", "--wasm-sha256", "abc"],
+        vec!["--format", "wasmplugin", "--image-pull-policy", "always"],
+        vec!["--format", "wasmplugin", "--wasm", "oci://r/w@sha256:00", "--module", module],
+    ] {
+        let args = [&["compile", "lints.yaml"][..], &refused].concat();
+        let (code, stdout, stderr) = warden(&args);
+        assert_eq!(code, 2, "{refused:?}: {stderr}");
+        assert!(stdout.is_empty() && stderr.contains("error"), "{refused:?}: {stderr}");
+    }
+    let (code, _, stderr) = warden(&["package", "lints.yaml", "-o", layout.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not a Wasm module"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

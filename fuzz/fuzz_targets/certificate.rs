@@ -1,11 +1,4 @@
-//! The peer certificate as Envoy hands it over (PEM), and the DER inside: every SAN read or a
-//! clear error, never a panic.
+//! libFuzzer's entry for `warden_fuzz::targets::certificate` (what it fuzzes is documented there).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use warden::certificate::{parse_der, parse_pem};
-
-fuzz_target!(|data: &[u8]| {
-    let _ = parse_pem(data);
-    let _ = parse_der(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| warden_fuzz::targets::certificate::run(data));

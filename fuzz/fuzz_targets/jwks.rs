@@ -1,16 +1,4 @@
-//! Key sets and OpenID discovery documents as an identity provider (or an attacker in its
-//! place) serves them, and inline key sets as configured.
+//! libFuzzer's entry for `warden_fuzz::targets::jwks` (what it fuzzes is documented there).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use warden::authn::{parse_fetched_jwks, parse_jwks, parse_openid_configuration};
-
-fuzz_target!(|data: &[u8]| {
-    let inline = parse_jwks(data);
-    let fetched = parse_fetched_jwks(data);
-    // A key set usable as configured is usable when fetched (fetching only drops more keys).
-    if let Ok(set) = &inline {
-        assert!(fetched.is_ok() || set.is_empty(), "inline ok, fetched refused: {fetched:?}");
-    }
-    let _ = parse_openid_configuration(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| warden_fuzz::targets::jwks::run(data));

@@ -1,11 +1,4 @@
-//! A token as a client sends it (any bytes, at any location): extraction, parsing and
-//! verification against the fixed key set, with both signature backends and the cache agreeing.
+//! libFuzzer's entry for `warden_fuzz::targets::token` (what it fuzzes is documented there).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use warden_fuzz::{check_both_ways, request_with_token, Location};
-
-fuzz_target!(|input: (Location, &[u8])| {
-    let (location, token) = input;
-    check_both_ways(&request_with_token(token, location));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| warden_fuzz::targets::token::run(data));

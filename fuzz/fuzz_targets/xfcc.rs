@@ -1,8 +1,4 @@
-//! `x-forwarded-client-cert` values as a client (or a proxy in front) sends them.
+//! libFuzzer's entry for `warden_fuzz::targets::xfcc` (what it fuzzes is documented there).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|values: Vec<&[u8]>| {
-    let _ = warden::xfcc::current_peer(values.iter().copied());
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| warden_fuzz::targets::xfcc::run(data));

@@ -6,6 +6,7 @@
 
 #[path = "../../filter/tests/authn/support.rs"]
 pub mod support;
+pub mod targets;
 
 use std::sync::OnceLock;
 
