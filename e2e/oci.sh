@@ -48,6 +48,10 @@ curl -sf "http://$REGISTRY/v2/" >/dev/null || fail "the registry does not answer
 
 checks=0
 check() { checks=$((checks + 1)); }
+# The distinct values of a WasmPlugin spec field across compile's output (one if consistent).
+plugin_field() {
+  jq -r --arg f "$2" '[.. | objects | select(.kind? == "WasmPlugin") | .spec[$f]] | unique | .[]' "$1"
+}
 
 for format in image artifact; do
   layout=$work/$format
@@ -100,9 +104,9 @@ for format in image artifact; do
   # What compile pins, from the local module alone, is the digest the registry serves.
   "$WARDEN" compile envoy/policies --format wasmplugin --wasm "oci://$REGISTRY/warden-$format:test" \
     --module "$WASM" --image-format "$format" -o "$work/$format.wasmplugin.json" 2>/dev/null
-  pinned=$(jq -r '[.. | objects | select(.kind? == "WasmPlugin") | .spec.sha256] | unique | .[]' "$work/$format.wasmplugin.json")
+  pinned=$(plugin_field "$work/$format.wasmplugin.json" sha256)
   [ "sha256:$pinned" = "$digest" ] || fail "$format: compile pins $pinned, the registry serves $digest"
-  policies=$(jq -r '[.. | objects | select(.kind? == "WasmPlugin") | .spec.imagePullPolicy] | unique | .[]' "$work/$format.wasmplugin.json")
+  policies=$(plugin_field "$work/$format.wasmplugin.json" imagePullPolicy)
   [ "$policies" = IfNotPresent ] || fail "$format: imagePullPolicy $policies"
   check
   echo "oci: $format: pushed to $REGISTRY and pulled back: $digest (pinned by compile)"
@@ -110,7 +114,7 @@ done
 
 # The pin for a file:// module is the module's own SHA-256 (Istio's HTTP and file fetchers).
 "$WARDEN" compile envoy/policies --format wasmplugin --module "$WASM" -o "$work/file.wasmplugin.json" 2>/dev/null
-pinned=$(jq -r '[.. | objects | select(.kind? == "WasmPlugin") | .spec.sha256] | unique | .[]' "$work/file.wasmplugin.json")
+pinned=$(plugin_field "$work/file.wasmplugin.json" sha256)
 [ "$pinned" = "$(sha256sum < "$WASM" | cut -d' ' -f1)" ] || fail "file://: compile pins $pinned"
 check
 

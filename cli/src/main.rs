@@ -648,11 +648,9 @@ fn module_pin(format: &Format, wasm: &str, args: &PinArgs) -> Result<ModulePin> 
     let oci = wasm.starts_with("oci://");
     let sha256 = match (&args.module, &args.wasm_sha256) {
         (Some(path), _) => {
-            let module =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let module = package::read_module(path)?;
             if oci {
-                let image = package::build(&module, args.image_format)?;
-                Some(image.digest().trim_start_matches("sha256:").to_string())
+                Some(package::build(&module, args.image_format)?.digest_hex())
             } else {
                 Some(package::sha256_hex(&module))
             }
@@ -685,12 +683,7 @@ fn module_pin(format: &Format, wasm: &str, args: &PinArgs) -> Result<ModulePin> 
 }
 
 fn run_package(args: PackageArgs) -> Result<()> {
-    let module = std::fs::read(&args.module).with_context(|| {
-        format!("reading {} (build it with `make wasm`)", args.module.display())
-    })?;
-    if !module.starts_with(b"\0asm") {
-        bail!("{} is not a Wasm module", args.module.display());
-    }
+    let module = package::read_module(&args.module)?;
     let image = package::build(&module, args.format)?;
     package::write_layout(&image, &args.output, &args.tag)?;
     eprintln!(

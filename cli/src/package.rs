@@ -23,14 +23,13 @@ use std::fs;
 use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use oci_spec::image::{
     Arch, Descriptor, DescriptorBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
     ImageManifestBuilder, MediaType, OciLayoutBuilder, Os, RootFsBuilder, Sha256Digest,
     ANNOTATION_REF_NAME,
 };
-use sha2::{Digest as _, Sha256};
 
 /// The file Istio looks for in the compat variant's layer.
 pub const PLUGIN_FILE: &str = "plugin.wasm";
@@ -55,10 +54,26 @@ pub struct Image {
 }
 
 impl Image {
-    /// The manifest's digest (`sha256:…`): what registries report and Istio pins.
+    /// The manifest's digest (`sha256:…`): what registries report.
     pub fn digest(&self) -> String {
-        format!("sha256:{}", sha256_hex(&self.manifest))
+        format!("sha256:{}", self.digest_hex())
     }
+
+    /// The manifest's digest as `WasmPlugin.sha256` spells it (hex only).
+    pub fn digest_hex(&self) -> String {
+        sha256_hex(&self.manifest)
+    }
+}
+
+/// Reads a module, refusing a file that is not Wasm (a typo'd path to a YAML file would
+/// otherwise be packaged or pinned).
+pub fn read_module(path: &Path) -> Result<Vec<u8>> {
+    let module = fs::read(path)
+        .with_context(|| format!("reading {} (build it with `make wasm`)", path.display()))?;
+    if !module.starts_with(b"\0asm") {
+        bail!("{} is not a Wasm module", path.display());
+    }
+    Ok(module)
 }
 
 /// Builds the image of `module` in `format`. The same module always gives the same image.
@@ -125,7 +140,7 @@ pub fn write_layout(image: &Image, dir: &Path, tag: &str) -> Result<()> {
     for (hex, blob) in &image.blobs {
         write(&blobs.join(hex), blob)?;
     }
-    let manifest_hex = sha256_hex(&image.manifest);
+    let manifest_hex = image.digest_hex();
     write(&blobs.join(&manifest_hex), &image.manifest)?;
     let layout = OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
@@ -150,7 +165,7 @@ pub fn write_layout(image: &Image, dir: &Path, tag: &str) -> Result<()> {
 
 /// The lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    hmac_sha256::Hash::hash(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn sha256_digest(hex: &str) -> Result<Sha256Digest> {
