@@ -96,3 +96,98 @@ http "$F2B/api/orders?$TAG"
 expect_status 200
 expect_equal "$DRY_RUN" "$n0" "$(metric backend "$DRY_RUN")"
 end
+
+group "audit log: one JSON record per decision (log.audit: all), written by Envoy's access log"
+
+# audit_record WORKLOAD PATH: the last record for PATH in WORKLOAD's audit log (e2e/.run/logs/
+# audit-<workload>.jsonl, envoy/backend.yaml), waiting up to 5 s for Envoy to write it. Records
+# carry no query string, so each case marks its requests with a unique path.
+audit_record() {
+  local deadline file="$RUN_DIR/logs/audit-$1.jsonl" line
+  deadline=$(($(now_ms) + 5000))
+  while :; do
+    line="$(jq -c --arg p "$2" 'select(.warden.path == $p)' "$file" 2>/dev/null | tail -n 1)"
+    [ -n "$line" ] && { printf '%s' "$line"; return; }
+    [ "$(now_ms)" -ge "$deadline" ] && break
+    sleep 0.1
+  done
+  fail "no audit record for $2 in $file"
+}
+
+# expect_record RECORD JQ-FILTER: the filter holds on the record.
+expect_record() {
+  [ -n "$1" ] || return 0
+  jq -e "$2" <<<"$1" >/dev/null || fail "audit record does not satisfy $2: $(short "$1" 600)"
+}
+
+AUDIT_ID="${TAG//=/-}"
+
+begin "an allowed request: who (peer and request principal), what, and the ALLOW rule"
+path="/api/orders/audit-allowed-$AUDIT_ID"
+token="$(mint 'sub=auditor')"
+http -H "Authorization: Bearer $token" "$F2B$path?$TAG"
+expect_status 200
+record="$(audit_record backend "$path")"
+expect_record "$record" '.response_code == 200 and (.time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T"))'
+expect_record "$record" '.warden | .decision == "allowed" and .reason == "allow_rule" and .status == null
+  and .policy == "api/allow-frontend-api" and .rule == "ns[api]-policy[allow-frontend-api]-rule[0]"
+  and .peer_principal == "cluster.local/ns/web/sa/frontend" and .peer_namespace == "web"
+  and .request_principal == "http://issuer.warden.local:18090/auditor"
+  and .method == "GET" and .source_ip == "127.0.0.1" and (.request_id | length > 0)'
+[[ "$record" != *"$token"* && "$record" != *"$TAG"* ]] || fail "the record carries the token or the query: $(short "$record" 300)"
+end
+
+begin "a denied request: the DENY rule, 403 from Warden"
+path="/public/audit-denied-$AUDIT_ID"
+http -X DELETE "$F2B$path?$TAG"
+expect_status 403
+record="$(audit_record backend "$path")"
+expect_record "$record" '.response_code == 403 and (.warden | .decision == "denied" and .reason == "deny_rule"
+  and .status == 403 and .policy == "api/deny-delete-from-web"
+  and .rule == "ns[api]-policy[deny-delete-from-web]-rule[0]" and .method == "DELETE")'
+end
+
+begin "a bad token: unauthenticated with the failure's reason; no token, header or query in any record"
+path="/api/orders/audit-expired-$AUDIT_ID"
+expired="$(mint 'ttl=-5m')"
+http -H "Authorization: Bearer $expired" "$F2B$path?$TAG"
+expect_status 401
+record="$(audit_record backend "$path")"
+expect_record "$record" '.response_code == 401 and (.warden | .decision == "unauthenticated"
+  and .reason == "expired" and .status == 401 and .request_principal == null)'
+# A valid token in the query string (RFC 6750 §2.3): allowed, named by its subject, not copied.
+path="/api/orders/audit-query-$AUDIT_ID"
+query_token="$(mint 'sub=in-the-query')"
+http "$F2B$path?access_token=$query_token"
+expect_status 200
+query_record="$(audit_record backend "$path")"
+expect_record "$query_record" '.warden.request_principal == "http://issuer.warden.local:18090/in-the-query"'
+for secret in "$expired" "$query_token" "${expired%%.*}" "${query_token##*.}" access_token; do
+  [[ "$record$query_record" != *"$secret"* ]] || fail "an audit record carries '$(short "$secret" 40)': $(short "$record$query_record" 400)"
+done
+end
+
+begin "an AUDIT match on an allowed request: recorded with its AUDIT rule"
+path="/admin/audit-$AUDIT_ID"
+http -H "Authorization: Bearer $(mint 'scope=admin')" "$F2B$path?$TAG"
+expect_status 200
+record="$(audit_record backend "$path")"
+expect_record "$record" '.warden | .decision == "allowed" and .rule == "ns[api]-policy[admin-needs-token]-rule[0]"
+  and .audit == "ns[api]-policy[audit-admin]-rule[0]"'
+end
+
+begin "the frontend's sidecar audits its own denials: intruder → frontend names the quarantine"
+path="/audit-quarantine-$AUDIT_ID"
+http "$I2F$path?$TAG"
+expect_status 403
+record="$(audit_record frontend "$path")"
+expect_record "$record" '.workload == "frontend" and (.warden | .decision == "denied"
+  and .policy == "istio-system/quarantine-rogue" and .peer_namespace == "rogue")'
+end
+
+begin "every line of both audit logs is one JSON object with a decision"
+for w in backend frontend; do
+  bad="$(jq -c 'select(.warden.decision | type != "string")' "$RUN_DIR/logs/audit-$w.jsonl" 2>&1 | head -n 2)"
+  [ -z "$bad" ] || fail "audit-$w.jsonl has lines without a decision or not JSON: $(short "$bad" 300)"
+done
+end

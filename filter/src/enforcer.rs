@@ -54,6 +54,7 @@ pub struct Enforcer {
     peer_identity: PeerIdentity,
     decision_log: DecisionLog,
     filter_state: DecisionLog,
+    audit: DecisionLog,
     needs: Needs,
     resources: usize,
     /// Objects no sidecar applies (`targetRefs`: gateways and waypoints), and why.
@@ -104,6 +105,8 @@ pub struct Deny {
     pub details: String,
     /// Why.
     pub cause: Cause,
+    /// The verified JWT identity, when authorization refused an authenticated request.
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// Why a request was refused.
@@ -134,6 +137,13 @@ impl PeerRefusal {
             PeerRefusal::MultipleUriSans => "multiple_uri_sans",
         }
     }
+
+    /// The label with a `peer_` prefix (the audit record's `reason`, filter state).
+    pub fn audit_label(self) -> &'static str {
+        match self {
+            PeerRefusal::MultipleUriSans => "peer_multiple_uri_sans",
+        }
+    }
 }
 
 impl Deny {
@@ -161,6 +171,7 @@ impl Deny {
             }),
             details: failure.details(),
             cause: Cause::Unauthenticated(failure),
+            identity: None,
         }
     }
 }
@@ -315,6 +326,7 @@ impl Enforcer {
             peer_identity: config.peer_identity,
             decision_log: config.log.decisions,
             filter_state: config.log.filter_state,
+            audit: config.log.audit,
             needs,
             resources: authz_policies.len() + authn_rules.len(),
             ignored,
@@ -339,6 +351,7 @@ impl Enforcer {
                 grpc_status: is_grpc(request).then_some(GRPC_PERMISSION_DENIED),
                 details: format!("warden_peer_refused{{{}}}", refusal.label()),
                 cause: Cause::Peer(refusal),
+                identity: None,
             });
         }
         let (identity, headers) = match self.authn.authenticate(request, now, keys, cache, crypto) {
@@ -353,7 +366,7 @@ impl Enforcer {
         if decision.allowed {
             Verdict::Allow(Allow { headers, decision, identity })
         } else {
-            Verdict::Deny(self.unauthorized(decision, request))
+            Verdict::Deny(self.unauthorized(decision, request, identity))
         }
     }
 
@@ -383,7 +396,12 @@ impl Enforcer {
             .unwrap_or(authn::DEFAULT_TIMEOUT)
     }
 
-    fn unauthorized(&self, decision: Decision, request: &Request<'_>) -> Deny {
+    fn unauthorized(
+        &self,
+        decision: Decision,
+        request: &Request<'_>,
+        identity: Option<Arc<Identity>>,
+    ) -> Deny {
         let (matched, custom) = match decision.reason {
             Reason::DeniedBy(rule) => (self.authz.rule_id(rule), self.is_custom(rule)),
             _ => ("none".to_string(), false),
@@ -400,6 +418,7 @@ impl Enforcer {
             grpc_status: is_grpc(request).then_some(GRPC_PERMISSION_DENIED),
             details,
             cause: Cause::Unauthorized(decision),
+            identity,
         }
     }
 
@@ -497,6 +516,27 @@ impl Enforcer {
             (DecisionLog::Denied, Verdict::Allow(_)) => false,
             (DecisionLog::Denied | DecisionLog::All, Verdict::Deny(_))
             | (DecisionLog::All, Verdict::Allow(_)) => true,
+        }
+    }
+
+    /// The audit record for filter state `warden_audit`, when `log.audit` asks for this
+    /// decision: `denied` records denials, AUDIT matches and dry-run would-denies (as
+    /// `log.decisions`), `all` every decision.
+    pub fn audit_record(&self, verdict: &Verdict, request: &Request<'_>) -> Option<String> {
+        let wanted = match (self.audit, verdict) {
+            (DecisionLog::None, _) | (_, Verdict::Wait { .. }) => false,
+            (DecisionLog::All, _) | (DecisionLog::Denied, Verdict::Deny(_)) => true,
+            (DecisionLog::Denied, Verdict::Allow(allow)) => {
+                let d = &allow.decision;
+                d.audit.is_some()
+                    || d.dry_run_deny.is_some()
+                    || d.dry_run_allow == DryRunAllow::NoneMatched
+            }
+        };
+        if wanted {
+            crate::audit::record(self, verdict, request)
+        } else {
+            None
         }
     }
 

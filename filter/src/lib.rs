@@ -38,6 +38,7 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod certificate;

@@ -83,6 +83,20 @@ fn check(
     headers: &[(&str, &str)],
     peer: Option<&[u8]>,
 ) -> Verdict {
+    with_request(method, path, headers, peer, Observed::Unknown, |request| {
+        enforcer.check(request, now(), &NoRemoteKeys, &mut TokenCache::new(16), &PureRust)
+    })
+}
+
+/// Runs `f` on a request to the backend with these headers, peer URI SAN and direct peer.
+fn with_request<R>(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    peer: Option<&[u8]>,
+    source_ip: Observed<std::net::IpAddr>,
+    f: impl FnOnce(&Request<'_>) -> R,
+) -> R {
     let mut all: Vec<(&[u8], &[u8])> = vec![
         (b":method", method.as_bytes()),
         (b":path", path.as_bytes()),
@@ -90,10 +104,12 @@ fn check(
     ];
     all.extend(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
     let peer = peer.map(|p| Peer { uri_sans: vec![p.to_vec()], ..Peer::default() });
-    let connection =
-        Connection { peer: Observed::from_option(peer.as_ref()), ..Connection::default() };
-    let request = Request::from_header_map(&all, connection);
-    enforcer.check(&request, now(), &NoRemoteKeys, &mut TokenCache::new(16), &PureRust)
+    let connection = Connection {
+        peer: Observed::from_option(peer.as_ref()),
+        source_ip,
+        ..Connection::default()
+    };
+    f(&Request::from_header_map(&all, connection))
 }
 
 #[test]
@@ -474,4 +490,103 @@ fn a_configuration_read_for_a_workload_keeps_only_what_applies_and_decides_alike
     // Not JSON at all: refused before any policy is read.
     assert!(enforcer::read_plugin_config(|| std::io::Cursor::new(&b"{\"policies\": [}"[..]), None)
         .is_err());
+}
+
+/// The audit record (`log.audit`, filter state `warden_audit`) as JSON.
+fn audit(
+    e: &Enforcer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    peer: Option<&[u8]>,
+) -> Option<Value> {
+    let source_ip = Observed::Known("10.1.2.3".parse().unwrap());
+    with_request(method, path, headers, peer, source_ip, |request| {
+        let verdict = e.check(request, now(), &NoRemoteKeys, &mut TokenCache::new(16), &PureRust);
+        e.audit_record(&verdict, request).map(|r| serde_json::from_str(&r).unwrap())
+    })
+}
+
+#[test]
+fn audit_records_say_who_did_what_and_which_rule_decided() {
+    let mut with_audit = policies();
+    with_audit.as_array_mut().unwrap().push(json!(
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "watch-orders", "namespace": "api"},
+         "spec": {"action": "AUDIT", "rules": [{"to": [{"operation": {"paths": ["/api/orders"]}}]}]}}));
+    let e = enforcer_with_settings(with_audit, r#"{"log": {"audit": "all"}}"#).unwrap();
+    let token = token(json!({}));
+    let bearer = format!("Bearer {token}");
+
+    let denied = audit(
+        &e,
+        "DELETE",
+        "/api/orders?page=secret#x",
+        &[("x-request-id", "r-1")],
+        Some(FRONTEND),
+    )
+    .unwrap();
+    assert_eq!(
+        denied,
+        json!({"decision": "denied", "reason": "deny_rule", "status": 403,
+               "policy": "istio-system/no-delete", "rule": "ns[istio-system]-policy[no-delete]-rule[0]",
+               "request_id": "r-1", "peer_principal": "cluster.local/ns/web/sa/frontend",
+               "peer_namespace": "web", "source_ip": "10.1.2.3", "method": "DELETE",
+               "host": "backend.api", "path": "/api/orders",
+               "audit": "ns[api]-policy[watch-orders]-rule[0]"})
+    );
+
+    let allowed =
+        audit(&e, "GET", "/api/orders", &[("authorization", &bearer)], Some(FRONTEND)).unwrap();
+    assert_eq!(allowed["decision"], "allowed");
+    assert_eq!(allowed["reason"], "allow_rule");
+    assert_eq!(allowed["policy"], "api/allow-frontend");
+    assert_eq!(allowed["request_principal"], format!("{ISSUER}/alice"));
+    assert!(allowed.get("status").is_none(), "{allowed}");
+
+    let no_match = audit(&e, "POST", "/api/orders", &[("authorization", &bearer)], None).unwrap();
+    assert_eq!(
+        (&no_match["decision"], &no_match["reason"]),
+        (&json!("denied"), &json!("no_allow_rule"))
+    );
+    assert_eq!(
+        no_match["request_principal"],
+        format!("{ISSUER}/alice"),
+        "an authenticated denial names its caller"
+    );
+    assert!(
+        no_match.get("rule").is_none() && no_match.get("peer_principal").is_none(),
+        "{no_match}"
+    );
+
+    let expired = Claims::with_custom_claims(serde_json::Map::new(), Duration::from_secs(1))
+        .with_issuer(ISSUER)
+        .with_audience("backend");
+    let mut expired = expired;
+    expired.expires_at = Some(UnixTimeStamp::from_secs(now() - 600));
+    let expired = HS256Key::from_bytes(SECRET).with_key_id("k1").authenticate(expired).unwrap();
+    let header = format!("Bearer {expired}");
+    let refused =
+        audit(&e, "GET", "/api/orders", &[("authorization", &header)], Some(FRONTEND)).unwrap();
+    assert_eq!(
+        (&refused["decision"], &refused["reason"], &refused["status"]),
+        (&json!("unauthenticated"), &json!("expired"), &json!(401))
+    );
+    for record in [&denied, &allowed, &no_match, &refused] {
+        let text = record.to_string();
+        assert!(
+            !text.contains(&token) && !text.contains(&expired) && !text.contains("secret"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn audit_records_follow_the_setting() {
+    let e = enforcer_with(policies()).unwrap();
+    assert_eq!(audit(&e, "DELETE", "/api/orders", &[], Some(FRONTEND)), None, "off by default");
+    let e = enforcer_with_settings(policies(), r#"{"log": {"audit": "denied"}}"#).unwrap();
+    assert!(audit(&e, "DELETE", "/api/orders", &[], Some(FRONTEND)).is_some());
+    assert_eq!(audit(&e, "GET", "/api/orders", &[], Some(FRONTEND)), None);
+    assert!(enforcer_with_settings(policies(), r#"{"log": {"audit": "some"}}"#).is_err());
 }

@@ -204,7 +204,7 @@ pub enum PeerIdentity {
 }
 
 /// `log`: what Warden writes to Envoy's log and filter state (counters are always kept).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogSettings {
     /// Which decisions are logged at `info`: `none`, `denied` (the default: denials, AUDIT
@@ -218,6 +218,30 @@ pub struct LogSettings {
     /// also carry their rule in the response-code details whatever this says.
     #[serde(default)]
     pub filter_state: DecisionLog,
+    /// Which decisions leave a structured audit record (one JSON object) in filter state
+    /// `warden_audit` for a JSON access log (`%FILTER_STATE(wasm.warden_audit:PLAIN)%`): `none`
+    /// (the default: the record costs a host call and is only worth it where an access log
+    /// reads it), `denied` (denials, AUDIT matches, dry-run would-denies) or `all`.
+    #[serde(default = "no_decisions", skip_serializing_if = "is_none")]
+    pub audit: DecisionLog,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            decisions: DecisionLog::Denied,
+            filter_state: DecisionLog::Denied,
+            audit: DecisionLog::None,
+        }
+    }
+}
+
+fn no_decisions() -> DecisionLog {
+    DecisionLog::None
+}
+
+fn is_none(log: &DecisionLog) -> bool {
+    *log == DecisionLog::None
 }
 
 /// See [`LogSettings::decisions`].

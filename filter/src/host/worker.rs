@@ -23,6 +23,9 @@ use crate::waiting::{Waiter, WaitingRoom, Wake};
 
 /// Filter-state key access logs read as `%FILTER_STATE(wasm.warden_decision:PLAIN)%`.
 const DECISION_STATE: &str = "warden_decision";
+/// Filter-state key of the audit record (a JSON object; `log.audit`), read as
+/// `%FILTER_STATE(wasm.warden_audit:PLAIN)%`.
+const AUDIT_STATE: &str = "warden_audit";
 
 /// proxy-wasm shared data, as the key store sees it.
 pub struct HostShared;
@@ -340,6 +343,9 @@ impl Worker {
         if self.enforcer.records_filter_state(verdict) {
             let _ =
                 abi::set_filter_state(DECISION_STATE, self.enforcer.summary(verdict).as_bytes());
+        }
+        if let Some(record) = self.enforcer.audit_record(verdict, request) {
+            let _ = abi::set_filter_state(AUDIT_STATE, record.as_bytes());
         }
         if let Some(line) = self.enforcer.log_line(verdict, request) {
             log::info!("{line}");
