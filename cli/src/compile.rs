@@ -124,7 +124,8 @@ impl Default for EcdsOptions {
 }
 
 /// The object as Warden needs it: `apiVersion`, `kind`, `metadata.{name, namespace}`, the
-/// `istio.io/*` annotations (`istio.io/dry-run`), and `spec`. Objects exported from a cluster
+/// `istio.io/*` and `warden.io/*` annotations (`istio.io/dry-run`,
+/// `warden.io/certificate-bound-tokens`: dropping one would weaken the policy), and `spec`. Objects exported from a cluster
 /// carry `status`, `managedFields` and `kubectl.kubernetes.io/last-applied-configuration` (a
 /// second copy of the object); none of it belongs in every sidecar's memory.
 pub fn trim(object: &Value) -> Value {
@@ -141,7 +142,7 @@ pub fn trim(object: &Value) -> Value {
         .and_then(Value::as_object)
         .map(|a| {
             a.iter()
-                .filter(|(k, _)| k.starts_with("istio.io/"))
+                .filter(|(k, _)| k.starts_with("istio.io/") || k.starts_with("warden.io/"))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -572,6 +573,18 @@ spec:
         );
         assert!(policy.get("status").is_none());
         assert_eq!(policy["spec"]["selector"]["matchLabels"]["app"], "backend");
+    }
+
+    #[test]
+    fn keeps_wardens_own_annotations() {
+        let object = json!({"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
+            "metadata": {"name": "bound", "namespace": "api", "annotations": {
+                "warden.io/certificate-bound-tokens": "true", "example.com/owner": "x"}},
+            "spec": {}});
+        assert_eq!(
+            trim(&object)["metadata"]["annotations"],
+            json!({"warden.io/certificate-bound-tokens": "true"})
+        );
     }
 
     #[test]

@@ -375,6 +375,11 @@ struct MintArgs {
     /// type (`{"exp": "soon"}`).
     #[arg(long, value_name = "JSON")]
     claims_json: Option<String>,
+    /// Bind the token to a client certificate (PEM): `cnf: {"x5t#S256": <the certificate's
+    /// SHA-256 thumbprint>}` (RFC 8705 §3.1), which RequestAuthentications annotated
+    /// `warden.io/certificate-bound-tokens: "true"` require to match the connection's.
+    #[arg(long, value_name = "PEM")]
+    bind_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -821,6 +826,9 @@ fn run_mint(args: MintArgs) -> Result<()> {
     for claim in &args.claim {
         let (name, value) = token::parse_claim(claim)?;
         extra.insert(name, value);
+    }
+    if let Some(path) = &args.bind_cert {
+        extra.insert("cnf".into(), token::certificate_binding(path)?);
     }
     if let Some(json) = &args.claims_json {
         let text = match json.strip_prefix('@') {

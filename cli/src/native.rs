@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Map, Value};
+use warden::authn::CERTIFICATE_BOUND_ANNOTATION;
 use warden::config::istio::{
     Action, AuthorizationPolicySpec, Condition, JwtRule, Operation, Rule, Source, WorkloadSelector,
 };
@@ -108,6 +109,19 @@ pub fn http_filters(config: &PluginConfig) -> Result<Vec<Value>, Vec<NativeError
         match resource {
             Resource::RequestAuthentication(object) => {
                 if applies(&object.metadata, object.spec.selector.as_ref(), workload, config) {
+                    let annotations = &object.metadata.annotations;
+                    if annotations.get(CERTIFICATE_BOUND_ANNOTATION).map(String::as_str)
+                        == Some("true")
+                    {
+                        // Translating the rule without the binding would hand the sidecar an
+                        // ordinary bearer-token check: refuse rather than weaken it.
+                        errors.push(NativeError::Untranslated {
+                            object: resource.object_ref(),
+                            field: format!("metadata.annotations[{CERTIFICATE_BOUND_ANNOTATION}]"),
+                            why: "Envoy's jwt_authn does not check a token's certificate binding \
+                                  (RFC 8705 cnf.x5t#S256); only Warden enforces it",
+                        });
+                    }
                     jwt_rules.extend(object.spec.jwt_rules.iter());
                 }
             }
@@ -1066,6 +1080,27 @@ mod tests {
             assert_eq!(ids[0]["metadata"]["value"]["string_match"], iss, "{value}");
             assert_eq!(ids[1]["metadata"]["value"]["string_match"], sub, "{value}");
         }
+    }
+
+    #[test]
+    fn certificate_bound_tokens_are_refused_not_weakened_to_bearer_tokens() {
+        let authn = |bound: &str| {
+            json!({
+                "apiVersion": "security.istio.io/v1",
+                "kind": "RequestAuthentication",
+                "metadata": { "name": "bound", "namespace": "foo",
+                              "annotations": { CERTIFICATE_BOUND_ANNOTATION: bound } },
+                "spec": { "jwtRules": [{ "issuer": "https://issuer",
+                                         "jwksUri": "https://issuer/jwks" }] },
+            })
+        };
+        let errors = http_filters(&config(vec![authn("true")])).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        let message = errors[0].to_string();
+        assert!(message.contains("RequestAuthentication foo/bound"), "{message}");
+        assert!(message.contains("warden.io/certificate-bound-tokens"), "{message}");
+        // Opted out: an ordinary rule, translated.
+        assert_eq!(filters(vec![authn("false")])[0]["name"], JWT_FILTER);
     }
 
     #[test]

@@ -549,6 +549,16 @@ impl Claims {
     }
 }
 
+/// The `cnf` claim that binds a token to the certificate in `path` (RFC 8705 §3.1), its
+/// thumbprint computed by the module's own certificate reader, so it is the one Warden checks.
+pub fn certificate_binding(path: &std::path::Path) -> Result<Value> {
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let peer =
+        warden::certificate::parse_pem(&pem).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let thumbprint = peer.sha256.ok_or_else(|| anyhow!("{}: no thumbprint", path.display()))?;
+    Ok(json!({ "x5t#S256": URL_SAFE_NO_PAD.encode(thumbprint) }))
+}
+
 /// Parses a `--claim NAME=VALUE`. A value that is JSON (a number, `true`, a list, an object, a
 /// quoted string) is taken as JSON; anything else is a string, so `scope=read write` is a string
 /// and `admin=true` a boolean.

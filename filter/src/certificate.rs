@@ -60,7 +60,9 @@ pub fn parse_pem(pem: &[u8]) -> Result<Peer, CertificateError> {
     }
     let decoded = crate::authn::extract::percent_decode(pem);
     let der = pem_body(&decoded).ok_or(CertificateError::NotPem)?;
-    parse_der(&der)
+    let mut peer = parse_der(&der)?;
+    peer.sha256 = Some(hmac_sha256::Hash::hash(&der));
+    Ok(peer)
 }
 
 /// The base64 between the first `-----BEGIN CERTIFICATE-----` and the next `-----END`, decoded.
@@ -205,6 +207,15 @@ CgYIKoZIzj0EAwIDSAAwRQIhAJzviUzFAD8GifLp5p83J+L/EQbwgW8T3bFxyCZ4
 tgr0AiAI4+kH2lschndWA0D68u6Z4TlCVrZ+J9JjJGgg/TpTGw==
 -----END CERTIFICATE-----
 ";
+
+    #[test]
+    fn the_thumbprint_is_the_sha256_of_the_der() {
+        // `openssl x509 -noout -fingerprint -sha256` of MULTI_SAN (RFC 8705 §3.1's x5t#S256).
+        let expected = "A3701D3123AB81D888F5122ED34534F10653079FBE38E2336F775138E260EB74";
+        let peer = parse_pem(MULTI_SAN.as_bytes()).unwrap();
+        let hex: String = peer.sha256.unwrap().iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(hex, expected);
+    }
 
     #[test]
     fn every_uri_and_dns_san_in_order() {

@@ -305,6 +305,8 @@ impl Enforcer {
         let mut needs = authz.needs();
         // Identity-free configurations skip the peer and address reads entirely.
         needs.identity |= !authn.is_empty();
+        // Certificate-bound tokens are checked against the peer certificate's thumbprint.
+        needs.peer |= authn.binds_certificates();
         let summaries = authz
             .policies()
             .iter()

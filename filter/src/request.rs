@@ -103,6 +103,9 @@ pub struct Peer {
     pub dns_sans: Vec<Vec<u8>>,
     /// The subject, RFC 2253 order (`CN=frontend,O=example`).
     pub subject: Option<Vec<u8>>,
+    /// The SHA-256 of the certificate's DER (RFC 8705 §3.1's `x5t#S256`, before base64url),
+    /// when Warden read the certificate itself or `x-forwarded-client-cert` carried `Hash`.
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl Peer {

@@ -38,9 +38,26 @@ pub fn current_peer<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Peer> 
         } else if key.eq_ignore_ascii_case(b"Subject") {
             details.subject = Some(value);
             any = true;
+        } else if key.eq_ignore_ascii_case(b"Hash") {
+            // Envoy writes the SHA-256 of the certificate's DER in hex; anything else is no
+            // thumbprint (a certificate-bound token then fails).
+            details.sha256 = hex32(&value);
         }
     }
     any.then_some(details)
+}
+
+/// 32 bytes from 64 hex digits.
+fn hex32(hex: &[u8]) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Splits on `separator` outside double quotes. An unterminated quote yields no parts at all.
@@ -93,6 +110,18 @@ mod tests {
 
     fn peer(values: &[&str]) -> Option<Peer> {
         current_peer(values.iter().map(|v| v.as_bytes()))
+    }
+
+    #[test]
+    fn hash_is_the_thumbprint_when_it_is_64_hex_digits() {
+        let hash = "a3701d3123ab81d888f5122ed34534f10653079fbe38e2336f775138e260eb74";
+        let details = peer(&[&format!("Hash={hash};URI=spiffe://a")]).expect("details");
+        assert_eq!(details.sha256.map(|h| h[..2].to_vec()), Some(vec![0xa3, 0x70]));
+        assert_eq!(peer(&["Hash=ab12;URI=spiffe://a"]).expect("details").sha256, None);
+        assert_eq!(
+            peer(&[&format!("Hash={};URI=spiffe://a", "zz".repeat(32))]).unwrap().sha256,
+            None
+        );
     }
 
     #[test]

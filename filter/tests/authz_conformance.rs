@@ -262,6 +262,7 @@ fn run_case(group: &Group, case: &Case, mesh: &Mesh, policies: &[authz::Policy])
             uri_sans: uri_sans.iter().map(|s| s.clone().into_bytes()).collect(),
             dns_sans: dns_sans.iter().map(|s| s.clone().into_bytes()).collect(),
             subject: subject.clone().map(String::into_bytes),
+            sha256: None,
         }),
     };
     let peer = match (&spec.peer, &peer) {

@@ -259,7 +259,8 @@ fn request() -> impl Strategy<Value = Owned> {
             .prop_map(|(uri_sans, dns_sans, subject)| Observed::Known(Peer {
                 uri_sans,
                 dns_sans,
-                subject
+                subject,
+                sha256: None,
             })),
         2 => Just(Observed::Absent),
         1 => Just(Observed::Unknown),
@@ -436,6 +437,7 @@ proptest! {
                 uri_sans: vec![san, prefixed_san],
                 dns_sans: vec![],
                 subject: None,
+                sha256: None,
             }),
             source_ip: Observed::Absent,
             remote_ip: None,
@@ -479,7 +481,8 @@ fn huge_attributes_get_a_decision() {
         (0..1000).map(|_| (b"x-a".as_slice(), b"1".as_slice())).collect();
     let san: Vec<u8> =
         std::iter::repeat_n(b"/ns/a".as_slice(), 100_000).flatten().copied().collect();
-    let peer = Peer { uri_sans: vec![san], dns_sans: vec![], subject: Some(huge.clone()) };
+    let peer =
+        Peer { uri_sans: vec![san], dns_sans: vec![], subject: Some(huge.clone()), sha256: None };
     let request = Request {
         method: &huge,
         path: &huge_path,
@@ -585,6 +588,7 @@ fn decide_does_not_allocate() {
         ],
         dns_sans: vec![],
         subject: Some(b"CN=z".to_vec()),
+        sha256: None,
     };
     let requests = [
         Request {

@@ -590,3 +590,80 @@ fn audit_records_follow_the_setting() {
     assert_eq!(audit(&e, "GET", "/api/orders", &[], Some(FRONTEND)), None);
     assert!(enforcer_with_settings(policies(), r#"{"log": {"audit": "some"}}"#).is_err());
 }
+
+/// RFC 8705 §3: with `warden.io/certificate-bound-tokens: "true"`, a token's `cnf.x5t#S256`
+/// must be the SHA-256 thumbprint of the client certificate it arrives with.
+#[test]
+fn certificate_bound_tokens_work_only_on_their_own_certificate() {
+    let mut bound = policies();
+    bound[0]["metadata"]["annotations"] = json!({"warden.io/certificate-bound-tokens": "true"});
+    let e = enforcer_with(bound.clone()).unwrap();
+    let own = hmac_sha256::Hash::hash(b"frontend's certificate DER");
+    let other = hmac_sha256::Hash::hash(b"intruder's certificate DER");
+    let cnf = |thumbprint: &[u8; 32]| json!({"cnf": {"x5t#S256": Base64UrlSafeNoPadding::encode_to_string(thumbprint).unwrap()}});
+    let decide = |token: &str, thumbprint: Option<[u8; 32]>| {
+        let bearer = format!("Bearer {token}");
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"GET"),
+            (b":path", b"/api/orders"),
+            (b":authority", b"backend.api"),
+            (b"authorization", bearer.as_bytes()),
+        ];
+        let peer = thumbprint.map(|sha256| Peer {
+            uri_sans: vec![FRONTEND.to_vec()],
+            sha256: Some(sha256),
+            ..Peer::default()
+        });
+        let connection =
+            Connection { peer: Observed::from_option(peer.as_ref()), ..Connection::default() };
+        let request = Request::from_header_map(&headers, connection);
+        match e.check(&request, now(), &NoRemoteKeys, &mut TokenCache::new(16), &PureRust) {
+            Verdict::Allow(allow) => format!("allowed {:?}", allow.identity.map(|i| i.principal())),
+            Verdict::Deny(deny) => format!("{} {}", deny.status, deny.details),
+            Verdict::Wait { .. } => "wait".into(),
+        }
+    };
+    let bound_token = token(cnf(&own));
+    assert_eq!(
+        decide(&bound_token, Some(own)),
+        format!("allowed {:?}", Some(Some(format!("{ISSUER}/alice"))))
+    );
+    assert_eq!(
+        decide(&bound_token, Some(other)),
+        "401 jwt_authn_access_denied{Jwt_is_bound_to_another_certificate}"
+    );
+    assert_eq!(
+        decide(&bound_token, None),
+        "401 jwt_authn_access_denied{Jwt_is_bound_to_another_certificate}",
+        "no client certificate: no binding can hold"
+    );
+    assert_eq!(
+        decide(&token(json!({})), Some(own)),
+        "401 jwt_authn_access_denied{Jwt_is_not_bound_to_a_certificate}"
+    );
+    // A forged binding fails the signature first: the claim means nothing unsigned.
+    let forged = {
+        let mut parts: Vec<String> = bound_token.split('.').map(str::to_string).collect();
+        let payload = cnf(&other).to_string();
+        parts[1] = Base64UrlSafeNoPadding::encode_to_string(payload).unwrap();
+        parts.join(".")
+    };
+    assert!(decide(&forged, Some(other)).starts_with("401"), "{}", decide(&forged, Some(other)));
+
+    // Without the annotation the same token is an ordinary bearer token.
+    let unbound = enforcer_with(policies()).unwrap();
+    let bearer = format!("Bearer {bound_token}");
+    let Verdict::Allow(_) =
+        check(&unbound, "GET", "/api/orders", &[("authorization", &bearer)], Some(FRONTEND))
+    else {
+        panic!("an unbound rule refused a valid token")
+    };
+
+    bound[0]["metadata"]["annotations"] = json!({"warden.io/certificate-bound-tokens": "yes"});
+    let errors = enforcer_with(bound).unwrap_err().to_string();
+    assert!(
+        errors.contains("metadata.annotations[warden.io/certificate-bound-tokens]")
+            && errors.contains("\"yes\""),
+        "{errors}"
+    );
+}

@@ -158,6 +158,8 @@ struct CompiledRule {
     split: Vec<String>,
     /// Identifies `split` across authenticators (the cache outlives them).
     normalization: u64,
+    /// Tokens must be bound to the connection's client certificate (RFC 8705).
+    certificate_bound: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -246,11 +248,38 @@ pub fn compile(
             forward: rule.forward_original_token,
             split: rule.space_delimited_claims.clone(),
             normalization: normalization_id(&rule.space_delimited_claims),
+            certificate_bound: rule.certificate_bound,
         });
     }
     strip.sort();
     authenticator.strip = strip.into();
     authenticator
+}
+
+/// RFC 8705 §3: the token's `cnf.x5t#S256` must be the base64url (unpadded) SHA-256 of the
+/// DER of the client certificate the request arrived with. Compared in constant time, as a
+/// thumbprint is not a secret but the comparison costs nothing to make uniform.
+fn check_binding(
+    payload: &serde_json::Map<String, serde_json::Value>,
+    request: &Request<'_>,
+) -> Result<(), FailureReason> {
+    use base64::Engine as _;
+    let claimed = payload
+        .get("cnf")
+        .and_then(|cnf| cnf.get("x5t#S256"))
+        .and_then(serde_json::Value::as_str)
+        .ok_or(FailureReason::CertificateBindingMissing)?;
+    let Some(thumbprint) = request.connection.peer.known().and_then(|peer| peer.sha256) else {
+        return Err(FailureReason::CertificateBindingMismatch);
+    };
+    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(thumbprint);
+    let same = claimed.len() == expected.len()
+        && claimed.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(FailureReason::CertificateBindingMismatch)
+    }
 }
 
 fn normalization_id(split: &[String]) -> u64 {
@@ -311,6 +340,12 @@ impl Authenticator {
             timeout: rule.timeout,
         });
         SourceId(self.remote.len() - 1)
+    }
+
+    /// Whether some rule requires certificate-bound tokens (the glue must then read the peer
+    /// certificate).
+    pub fn binds_certificates(&self) -> bool {
+        self.rules.iter().any(|r| r.certificate_bound)
     }
 
     /// Whether no rule applies (every request is anonymous; only nothing to strip).
@@ -491,6 +526,15 @@ impl Authenticator {
                         fail(Failure::new(FailureReason::VerificationFailed));
                         continue;
                     }
+                }
+            }
+            // After the signature: a binding says something only once the issuer vouches for it.
+            // Checked per request, never cached: the same token on another connection is
+            // another question.
+            if rule.certificate_bound {
+                if let Err(reason) = check_binding(&claims.payload, request) {
+                    fail(Failure::new(reason));
+                    continue;
                 }
             }
             return self.accept(

@@ -112,6 +112,12 @@ pub enum FailureReason {
     JwksFetchFailed,
     /// No token, where a rule with `presence: REQUIRED` applies (Envoy's `JwtMissed`).
     Missing,
+    /// A certificate-bound rule's token has no `cnf` claim with a string `x5t#S256` (Warden;
+    /// RFC 8705 §3.1).
+    CertificateBindingMissing,
+    /// The token's `cnf.x5t#S256` is not the thumbprint of the connection's client
+    /// certificate, or the connection has none (Warden; RFC 8705 §3).
+    CertificateBindingMismatch,
 }
 
 impl FailureReason {
@@ -174,6 +180,8 @@ impl FailureReason {
             KidAlgMismatch => "Jwks doesn't have key to match kid or alg from Jwt",
             VerificationFailed => "Jwt verification fails",
             JwksFetchFailed => "Jwks remote fetch is failed",
+            CertificateBindingMissing => "Jwt is not bound to a certificate",
+            CertificateBindingMismatch => "Jwt is bound to another certificate",
         }
     }
 
@@ -225,6 +233,8 @@ impl FailureReason {
             KidAlgMismatch => "kid_alg_mismatch",
             VerificationFailed => "verification_failed",
             JwksFetchFailed => "jwks_fetch_failed",
+            CertificateBindingMissing => "certificate_binding_missing",
+            CertificateBindingMismatch => "certificate_binding_mismatch",
         }
     }
 }
@@ -403,6 +413,8 @@ mod tests {
             FailureReason::KidAlgMismatch,
             FailureReason::VerificationFailed,
             FailureReason::JwksFetchFailed,
+            FailureReason::CertificateBindingMissing,
+            FailureReason::CertificateBindingMismatch,
         ];
         let labels: HashSet<_> = all.iter().map(|r| r.label()).collect();
         assert_eq!(labels.len(), all.len());

@@ -55,7 +55,8 @@ pub use jwks::{
 pub use key::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
 pub use rule::{
     default_cluster, discovery_uri, lint, validate, AuthnSettings, ClaimHeader, HttpTarget,
-    JwksSource, JwtRule, TokenLocation, DEFAULT_TIMEOUT, MAX_JWT_RULES,
+    JwksSource, JwtRule, TokenLocation, CERTIFICATE_BOUND_ANNOTATION, DEFAULT_TIMEOUT,
+    MAX_JWT_RULES,
 };
 pub use token::MAX_TOKEN_BYTES;
 pub use verify::{
@@ -117,6 +118,9 @@ pub enum RuleProblem {
     /// More `jwtRules` than Istio allows.
     #[error("{0} jwtRules, more than the {MAX_JWT_RULES} Istio allows")]
     TooManyRules(usize),
+    /// `warden.io/certificate-bound-tokens` is neither `"true"` nor `"false"`.
+    #[error("must be \"true\" or \"false\", not {0:?}")]
+    BadBindingAnnotation(String),
     /// Neither `issuer` nor `jwksUri` is set.
     #[error("issuer or jwksUri must be set")]
     IssuerOrJwksUri,

@@ -92,6 +92,10 @@ pub struct JwtRule {
     pub space_delimited_claims: Vec<String>,
     /// `presence: REQUIRED`: a request must carry a token.
     pub required: bool,
+    /// The policy's `warden.io/certificate-bound-tokens: "true"` (RFC 8705 §3): the token's
+    /// `cnf` claim must carry `x5t#S256`, the SHA-256 thumbprint of the client certificate of
+    /// the connection it arrives on.
+    pub certificate_bound: bool,
 }
 
 impl JwtRule {
@@ -130,6 +134,10 @@ pub fn lint(rules: &[JwtRule]) -> Vec<(String, String)> {
     out
 }
 
+/// The annotation that makes a `RequestAuthentication`'s tokens certificate-bound (Warden's; it
+/// keeps the object within Istio's schema, which istiod ignores).
+pub const CERTIFICATE_BOUND_ANNOTATION: &str = "warden.io/certificate-bound-tokens";
+
 /// Validates a `RequestAuthentication` into its rules. Every problem is reported, each naming
 /// the object and field.
 pub fn validate(
@@ -150,10 +158,23 @@ pub fn validate(
     if spec.jwt_rules.len() > MAX_JWT_RULES {
         error("spec.jwtRules".into(), RuleProblem::TooManyRules(spec.jwt_rules.len()));
     }
+    let certificate_bound = match object.metadata.annotations.get(CERTIFICATE_BOUND_ANNOTATION) {
+        None => false,
+        Some(value) if value == "true" => true,
+        Some(value) if value == "false" => false,
+        Some(value) => {
+            error(
+                format!("metadata.annotations[{CERTIFICATE_BOUND_ANNOTATION}]"),
+                RuleProblem::BadBindingAnnotation(value.clone()),
+            );
+            false
+        }
+    };
     let mut rules = Vec::with_capacity(spec.jwt_rules.len());
     for (i, rule) in spec.jwt_rules.iter().enumerate() {
         let base = format!("spec.jwtRules[{i}]");
-        if let Some(rule) = validate_rule(rule, &base, &mut error) {
+        if let Some(mut rule) = validate_rule(rule, &base, &mut error) {
+            rule.certificate_bound = certificate_bound;
             rules.push(rule);
         }
     }
@@ -371,6 +392,7 @@ fn validate_rule(
         forward_original_token: spec.forward_original_token,
         timeout,
         space_delimited_claims: spec.space_delimited_claims.clone(),
+        certificate_bound: false,
     })
 }
 

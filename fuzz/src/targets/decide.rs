@@ -216,7 +216,7 @@ pub fn run(data: &[u8]) {
         peer: match (r.peer, r.peer_unknown) {
             (_, true) => Observed::Unknown,
             (Some((uri_sans, dns_sans)), false) => {
-                Observed::Known(Peer { uri_sans, dns_sans, subject: None })
+                Observed::Known(Peer { uri_sans, dns_sans, subject: None, sha256: None })
             }
             (None, false) => Observed::Absent,
         },
