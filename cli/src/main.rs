@@ -18,6 +18,7 @@ mod native;
 mod output;
 mod package;
 mod playground;
+mod replay;
 mod style;
 mod token;
 
@@ -99,6 +100,16 @@ enum Command {
     /// decision is not the one --expect names, 2 usage or I/O problems.
     #[command(after_long_help = explain::JSON_HELP)]
     Explain(Box<ExplainArgs>),
+    /// Decide recorded requests again under new policies, before they ship: every request whose
+    /// outcome flips (allowed → denied, denied → allowed), grouped by the rules that decided it
+    /// then and now. The records are Warden's audit log (`log.audit` with
+    /// `log.auditAttributes`), one JSON object per line, bare or as an access-log line's
+    /// `warden` field.
+    ///
+    /// Exit status: 0 nothing flips that --expect does not allow, 1 unexpected flips, records
+    /// that cannot be decided exactly, or a configuration the module refuses, 2 usage or I/O
+    /// problems.
+    Replay(ReplayArgs),
     /// Compile AuthorizationPolicy and RequestAuthentication YAML into Warden's plugin
     /// configuration (WasmPlugin.pluginConfig) or an Envoy ECDS resource file.
     Compile(CompileArgs),
@@ -193,18 +204,51 @@ struct ExplainArgs {
     /// The time to check `exp`/`nbf` against, in Unix seconds; default now.
     #[arg(long, value_name = "UNIX_SECONDS")]
     time: Option<u64>,
-    /// The namespace of objects without metadata.namespace (as `kubectl apply -n`).
-    #[arg(short = 'n', long, default_value = "default")]
-    namespace: String,
-    /// Plugin settings (YAML or JSON): `rootNamespace`, `trustDomain`, … (as for compile).
-    #[arg(long, value_name = "FILE")]
-    settings: Option<PathBuf>,
+    #[command(flatten)]
+    read: ReadOptions,
     /// How to report.
     #[arg(short, long, value_enum, default_value = "human")]
     output: OutputFormat,
     /// Exit 1 unless the request is allowed (or denied): policy tests in CI.
     #[arg(long, value_enum)]
     expect: Option<Expectation>,
+}
+
+/// How policy files are read, for the commands that decide requests.
+#[derive(Debug, Args)]
+struct ReadOptions {
+    /// The namespace of objects without metadata.namespace (as `kubectl apply -n`).
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Plugin settings (YAML or JSON): `rootNamespace`, `trustDomain`, … (as for compile).
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The new policy files or directories.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
+    policies: Vec<PathBuf>,
+    /// Audit logs (JSON lines) recorded by the workload's sidecars; `-` reads standard input.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
+    log: Vec<PathBuf>,
+    /// The workload that recorded them: `NAMESPACE[/NAME][,LABEL=VALUE…]`.
+    #[arg(long, value_name = "NS[/NAME][,LABEL=VALUE…]")]
+    workload: WorkloadArg,
+    /// A flip the change is meant to make: `allowed-to-denied` or `denied-to-allowed`,
+    /// optionally only where a given policy decides (now or then): `denied-to-allowed:api/open-orders`.
+    /// Repeat for several.
+    #[arg(long, value_name = "DIRECTION[:NS/NAME]")]
+    expect: Vec<replay::Expectation>,
+    /// Example requests shown per group of flips.
+    #[arg(long, default_value = "3", value_name = "N")]
+    examples: usize,
+    #[command(flatten)]
+    read: ReadOptions,
+    /// How to report.
+    #[arg(short, long, value_enum, default_value = "human")]
+    output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -458,7 +502,9 @@ fn main() -> ExitCode {
     // The policy commands keep 1 for findings; anything that stops them is a usage or I/O
     // problem. The other commands have one failure status.
     let failure = match &cli.command {
-        Command::Check(_) | Command::Explain(_) | Command::Compile(_) => EXIT_USAGE,
+        Command::Check(_) | Command::Explain(_) | Command::Compile(_) | Command::Replay(_) => {
+            EXIT_USAGE
+        }
         _ => 1,
     };
     match run(cli) {
@@ -479,6 +525,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => run_check(args),
         Command::Explain(args) => run_explain(*args),
         Command::Compile(args) => run_compile(args),
+        Command::Replay(args) => run_replay(args),
         Command::Package(args) => run_package(args).map(done),
         Command::Token(TokenCommand { action: None, mint }) => run_mint(mint).map(done),
         Command::Token(TokenCommand { action: Some(TokenAction::Mint(mint)), .. }) => {
@@ -567,8 +614,36 @@ fn value_or_file(text: &str) -> Result<String> {
     }
 }
 
+fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
+    let analysis = analyze(&args.policies, args.read.settings.as_ref(), &args.read.namespace)?;
+    if report_errors(&analysis, "replay")? {
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    }
+    let mut logs = Vec::new();
+    for path in &args.log {
+        let text = if path.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+        } else {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        };
+        logs.push((path.display().to_string(), text));
+    }
+    let report = replay::replay(replay::Inputs {
+        analysis: &analysis,
+        workload: args.workload,
+        logs,
+        expect: args.expect,
+        examples: args.examples,
+    })?;
+    match args.output {
+        OutputFormat::Human => style::print(&report.human())?,
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.json())?),
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FINDINGS) })
+}
+
 fn run_explain(args: ExplainArgs) -> Result<ExitCode> {
-    let analysis = analyze(&args.policies, args.settings.as_ref(), &args.namespace)?;
+    let analysis = analyze(&args.policies, args.read.settings.as_ref(), &args.read.namespace)?;
     if report_errors(&analysis, "explain")? {
         return Ok(ExitCode::from(EXIT_FINDINGS));
     }

@@ -12,7 +12,10 @@
 //! value from the request is cut to a bound, so a record stays under about 2 KiB whatever the
 //! request carries; JSON escaping is serde_json's.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::authz::{Action, Decision, DryRunAllow, Reason, RuleRef};
 use crate::enforcer::{Cause, Enforcer, Verdict};
@@ -76,28 +79,158 @@ struct Record {
     /// Attributes the rules read that Warden could not learn (their rules failed closed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     fail_closed: Vec<&'static str>,
+    /// With `log.auditAttributes`: what `warden replay` needs to decide the request again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes: Option<Attributes>,
+}
+
+/// Longest header value and claim (as JSON) kept for replay, and most values of one header.
+const HEADER_VALUE_LIMIT: usize = 512;
+const HEADER_VALUES_LIMIT: usize = 16;
+const CLAIM_LIMIT: usize = 1024;
+
+/// The request's attributes beyond the record's own fields, as the module saw them.
+#[derive(Serialize)]
+struct Attributes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<String>,
+    /// Every name of the verified client certificate (RBAC's principals), absent on plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<PeerNames>,
+    /// The peer certificate was there but could not be read.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    peer_unknown: bool,
+    /// Every header the workload's rules name, with all its values in order (`[]`: absent).
+    headers: BTreeMap<String, Vec<String>>,
+    /// The verified token's identity, with the claims the rules read (`null`: absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<Token>,
+    /// A value was longer than its bound and was cut (or a claim left out): replay cannot
+    /// decide this request exactly.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cut: bool,
+}
+
+#[derive(Serialize)]
+struct PeerNames {
+    uri_sans: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dns_sans: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+}
+
+/// Most SANs of one kind kept.
+const SANS_LIMIT: usize = 8;
+
+#[derive(Serialize)]
+struct Token {
+    iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    claims: BTreeMap<String, Value>,
+}
+
+fn attributes(
+    enforcer: &Enforcer,
+    request: &Request<'_>,
+    identity: Option<&Identity>,
+) -> Attributes {
+    let reads = enforcer.authz().reads();
+    let connection = &request.connection;
+    let mut cut = request.method.len() > METHOD_LIMIT
+        || request.host.len() > HOST_LIMIT
+        || without_query(request.path).len() > PATH_LIMIT;
+    let mut headers = BTreeMap::new();
+    for name in &reads.headers {
+        let mut values = Vec::new();
+        for value in request.header_values(name) {
+            if values.len() == HEADER_VALUES_LIMIT {
+                cut = true;
+                break;
+            }
+            cut |= value.len() > HEADER_VALUE_LIMIT;
+            values.push(text(value, HEADER_VALUE_LIMIT));
+        }
+        headers.insert(String::from_utf8_lossy(name).into_owned(), values);
+    }
+    let token = identity.map(|identity| {
+        let mut claims = BTreeMap::new();
+        for name in &reads.claims {
+            let value = identity.claims.get(name).cloned().unwrap_or(Value::Null);
+            if serde_json::to_string(&value).map_or(true, |json| json.len() > CLAIM_LIMIT) {
+                cut = true;
+                continue;
+            }
+            claims.insert(name.clone(), value);
+        }
+        cut |= identity.issuer.len() > PRINCIPAL_LIMIT;
+        Token {
+            iss: text(identity.issuer.as_bytes(), PRINCIPAL_LIMIT),
+            sub: identity.subject.as_deref().map(|s| text(s.as_bytes(), PRINCIPAL_LIMIT)),
+            claims,
+        }
+    });
+    let sni = connection.sni.map(|sni| {
+        cut |= sni.len() > HOST_LIMIT;
+        text(sni, HOST_LIMIT)
+    });
+    let peer = match connection.peer {
+        Observed::Known(peer) => {
+            let lists = [&peer.uri_sans, &peer.dns_sans];
+            cut |= lists.iter().any(|l| l.len() > SANS_LIMIT)
+                || peer.names().any(|name| name.len() > PRINCIPAL_LIMIT);
+            let names = |list: &[Vec<u8>]| {
+                list.iter().take(SANS_LIMIT).map(|n| text(n, PRINCIPAL_LIMIT)).collect()
+            };
+            Some(PeerNames {
+                uri_sans: names(&peer.uri_sans),
+                dns_sans: names(&peer.dns_sans),
+                subject: peer.subject.as_deref().map(|s| text(s, PRINCIPAL_LIMIT)),
+            })
+        }
+        Observed::Absent | Observed::Unknown => None,
+    };
+    Attributes {
+        peer,
+        peer_unknown: matches!(connection.peer, Observed::Unknown),
+        destination_ip: connection.destination_ip.map(|ip| ip.to_string()),
+        port: connection.destination_port,
+        sni,
+        headers,
+        token,
+        cut,
+    }
 }
 
 /// The audit record of a decision, as one line of JSON (`None` while the request waits).
-pub fn record(enforcer: &Enforcer, verdict: &Verdict, request: &Request<'_>) -> Option<String> {
+pub fn record(
+    enforcer: &Enforcer,
+    verdict: &Verdict,
+    request: &Request<'_>,
+    with_attributes: bool,
+) -> Option<String> {
     let (decision, reason, status, authz, identity) = match verdict {
         Verdict::Wait { .. } => return None,
-        Verdict::Allow(allow) => {
-            let reason = match allow.decision.reason {
-                Reason::AllowedBy(_) => "allow_rule",
-                _ => "no_policies",
-            };
-            ("allowed", reason, None, Some(&allow.decision), allow.identity.as_deref())
-        }
+        Verdict::Allow(allow) => (
+            "allowed",
+            reason(enforcer, &allow.decision),
+            None,
+            Some(&allow.decision),
+            allow.identity.as_deref(),
+        ),
         Verdict::Deny(deny) => match &deny.cause {
-            Cause::Unauthorized(decision) => {
-                let reason = match decision.reason {
-                    Reason::DeniedBy(rule) if is_custom(enforcer, rule) => "custom_rule",
-                    Reason::DeniedBy(_) => "deny_rule",
-                    _ => "no_allow_rule",
-                };
-                ("denied", reason, Some(deny.status), Some(decision), deny.identity.as_deref())
-            }
+            Cause::Unauthorized(decision) => (
+                "denied",
+                reason(enforcer, decision),
+                Some(deny.status),
+                Some(decision),
+                deny.identity.as_deref(),
+            ),
             Cause::Peer(refusal) => {
                 ("denied", refusal.audit_label(), Some(deny.status), None, None)
             }
@@ -146,6 +279,7 @@ pub fn record(enforcer: &Enforcer, verdict: &Verdict, request: &Request<'_>) -> 
             None => "none_matched".to_string(),
         }),
         fail_closed: authz.map(|d| d.unknowns.labels().collect()).unwrap_or_default(),
+        attributes: with_attributes.then(|| attributes(enforcer, request, identity)),
     };
     serde_json::to_string(&record).ok()
 }
@@ -159,6 +293,18 @@ fn dry_run_allow(decision: &Decision) -> Option<Option<RuleRef>> {
     }
 }
 
+/// The record's `reason` for an authorization decision (`warden replay` labels its own
+/// decisions with it, so both sides of a comparison speak the same words).
+pub fn reason(enforcer: &Enforcer, decision: &Decision) -> &'static str {
+    match decision.reason {
+        Reason::AllowedBy(_) => "allow_rule",
+        Reason::NoPolicies => "no_policies",
+        Reason::DeniedBy(rule) if is_custom(enforcer, rule) => "custom_rule",
+        Reason::DeniedBy(_) => "deny_rule",
+        Reason::NoAllowMatched => "no_allow_rule",
+    }
+}
+
 fn is_custom(enforcer: &Enforcer, rule: RuleRef) -> bool {
     let policies = enforcer.authz().policies();
     usize::try_from(rule.policy)
@@ -167,7 +313,8 @@ fn is_custom(enforcer: &Enforcer, rule: RuleRef) -> bool {
         .is_some_and(|p| p.action == Action::Custom)
 }
 
-fn policy_name(enforcer: &Enforcer, rule: RuleRef) -> Option<String> {
+/// `<namespace>/<name>` of the policy a rule belongs to.
+pub fn policy_name(enforcer: &Enforcer, rule: RuleRef) -> Option<String> {
     let policies = enforcer.authz().policies();
     let policy = usize::try_from(rule.policy).ok().and_then(|i| policies.get(i))?;
     Some(format!("{}/{}", policy.namespace, policy.name))

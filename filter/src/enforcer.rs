@@ -55,7 +55,11 @@ pub struct Enforcer {
     decision_log: DecisionLog,
     filter_state: DecisionLog,
     audit: DecisionLog,
+    audit_attributes: bool,
     needs: Needs,
+    /// Whether a rule or certificate binding reads the peer (`needs.peer` may also be set only
+    /// to record it).
+    decides_on_peer: bool,
     resources: usize,
     /// Objects no sidecar applies (`targetRefs`: gateways and waypoints), and why.
     ignored: Vec<(ObjectRef, &'static str)>,
@@ -307,6 +311,15 @@ impl Enforcer {
         needs.identity |= !authn.is_empty();
         // Certificate-bound tokens are checked against the peer certificate's thumbprint.
         needs.peer |= authn.binds_certificates();
+        // Only a configuration that decides on the peer refuses a doubtful one; recording it
+        // for replay must not change any decision.
+        let decides_on_peer = needs.peer;
+        if config.log.audit_attributes {
+            needs.peer = true;
+            needs.destination_ip = true;
+            needs.destination_port = true;
+            needs.sni = true;
+        }
         let summaries = authz
             .policies()
             .iter()
@@ -329,7 +342,9 @@ impl Enforcer {
             decision_log: config.log.decisions,
             filter_state: config.log.filter_state,
             audit: config.log.audit,
+            audit_attributes: config.log.audit_attributes,
             needs,
+            decides_on_peer,
             resources: authz_policies.len() + authn_rules.len(),
             ignored,
             summaries,
@@ -375,7 +390,7 @@ impl Enforcer {
     /// A peer identity refused whatever the policies say, when the policies read it.
     fn refuse_peer(&self, request: &Request<'_>) -> Option<PeerRefusal> {
         match request.connection.peer {
-            Observed::Known(peer) if self.needs.peer && peer.uri_sans.len() > 1 => {
+            Observed::Known(peer) if self.decides_on_peer && peer.uri_sans.len() > 1 => {
                 Some(PeerRefusal::MultipleUriSans)
             }
             _ => None,
@@ -536,7 +551,7 @@ impl Enforcer {
             }
         };
         if wanted {
-            crate::audit::record(self, verdict, request)
+            crate::audit::record(self, verdict, request, self.audit_attributes)
         } else {
             None
         }
@@ -592,6 +607,8 @@ impl Enforcer {
         self.authz.policies().is_empty()
             && self.authn.is_empty()
             && self.authn.output_headers().is_empty()
+            // Recording every decision (for the audit log, for replay) needs each request seen.
+            && self.audit != DecisionLog::All
     }
 
     /// Objects in the configuration that no sidecar applies, and why (`warden check` warns,

@@ -591,6 +591,63 @@ fn audit_records_follow_the_setting() {
     assert!(enforcer_with_settings(policies(), r#"{"log": {"audit": "some"}}"#).is_err());
 }
 
+/// `log.auditAttributes`: the record carries what the rules read (for `warden replay`), and
+/// only that; recording never changes a decision.
+#[test]
+fn audit_attributes_carry_what_the_rules_read_and_nothing_else() {
+    let mut with_header = policies();
+    with_header.as_array_mut().unwrap().push(json!(
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "tenants", "namespace": "api"},
+         "spec": {"action": "DENY", "rules": [{"when": [{"key": "request.headers[x-tenant]", "values": ["evil"]}]}]}}));
+    let settings = r#"{"log": {"audit": "all", "auditAttributes": true}}"#;
+    let e = enforcer_with_settings(with_header, settings).unwrap();
+    let t = token(json!({"scope": "read write", "email": "alice@example.com"}));
+    let bearer = format!("Bearer {t}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("x-tenant", "acme"),
+        ("x-tenant", "globex"),
+        ("cookie", "session=secret"),
+    ];
+    let record = audit(&e, "GET", "/api/orders", &headers, Some(FRONTEND)).unwrap();
+    assert_eq!(
+        record["attributes"],
+        json!({"peer": {"uri_sans": ["spiffe://cluster.local/ns/web/sa/frontend"]},
+               "headers": {"x-tenant": ["acme", "globex"]},
+               "token": {"iss": ISSUER, "sub": "alice", "claims": {"scope": ["read", "write"]}}})
+    );
+    let text = record.to_string();
+    assert!(!text.contains(&t) && !text.contains("secret") && !text.contains("alice@"), "{text}");
+    // Absent header and plaintext: recorded as absent.
+    let record = audit(&e, "GET", "/api/orders", &[], None).unwrap();
+    assert_eq!(record["attributes"], json!({"headers": {"x-tenant": []}}));
+    // A value over its bound is cut, and the record says so.
+    let long = "x".repeat(600);
+    let record = audit(&e, "GET", "/api/orders", &[("x-tenant", &long)], None).unwrap();
+    assert_eq!(record["attributes"]["cut"], true);
+
+    // No rule reads the peer: a certificate with two URI SANs is not refused because the
+    // record wants the peer's names.
+    let paths_only = json!([{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+        "metadata": {"name": "paths", "namespace": "api"},
+        "spec": {"rules": [{"to": [{"operation": {"paths": ["/api/*"]}}]}]}}]);
+    let e = enforcer_with_settings(paths_only, settings).unwrap();
+    assert!(e.needs().peer, "the peer is read to be recorded");
+    let all: Vec<(&[u8], &[u8])> =
+        vec![(b":method", b"GET"), (b":path", b"/api/orders"), (b":authority", b"backend")];
+    let peer =
+        Peer { uri_sans: vec![FRONTEND.to_vec(), b"spiffe://other/x".to_vec()], ..Peer::default() };
+    let connection = Connection { peer: Observed::Known(&peer), ..Connection::default() };
+    let request = Request::from_header_map(&all, connection);
+    let verdict = e.check(&request, now(), &NoRemoteKeys, &mut TokenCache::new(4), &PureRust);
+    assert!(matches!(verdict, Verdict::Allow(_)), "{verdict:?}");
+    // Recording every decision needs every request seen, even with no policy at all.
+    let none = enforcer_with_settings(json!([]), r#"{"log": {"audit": "all"}}"#).unwrap();
+    assert!(!none.is_passthrough());
+    assert!(enforcer_with_settings(json!([]), "{}").unwrap().is_passthrough());
+}
+
 /// RFC 8705 §3: with `warden.io/certificate-bound-tokens: "true"`, a token's `cnf.x5t#S256`
 /// must be the SHA-256 thumbprint of the client certificate it arrives with.
 #[test]

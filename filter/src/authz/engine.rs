@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::decision::{AppliedPolicy, Decision, DryRunAllow, Needs, Reason, RuleRef, Unknowns};
 use super::eval::Attributes;
 use super::index::{Hits, Index};
-use super::policy::{Policy, Rule};
+use super::policy::{Policy, Rule, Test};
 use super::{Action, Mesh};
 use crate::config::Workload;
 use crate::request::{Identity, Observed, Request};
@@ -73,6 +73,34 @@ pub(super) struct Inner {
     /// `None` only if the index could not be built; every rule is then evaluated.
     index: Option<Index>,
     needs: Needs,
+    reads: Reads,
+}
+
+/// The request headers and token claims the rules name: what an audit record must carry for
+/// `warden replay` to decide the request again (`log.auditAttributes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// Header names, lower-case, sorted.
+    pub headers: Vec<Box<[u8]>>,
+    /// Top-level claim names (`request.auth.claims[a][b]` reads `a`; audiences `aud`, the
+    /// presenter `azp`), sorted.
+    pub claims: Vec<String>,
+}
+
+pub(super) fn reads_of<'r>(rules: impl Iterator<Item = &'r Rule>) -> Reads {
+    let mut reads = Reads::default();
+    for check in rules.flat_map(Rule::checks) {
+        match &check.test {
+            Test::Header { name, .. } => reads.headers.push(name.clone()),
+            Test::Claim { path, .. } => reads.claims.extend(path.first().cloned()),
+            _ => {}
+        }
+    }
+    reads.headers.sort();
+    reads.headers.dedup();
+    reads.claims.sort();
+    reads.claims.dedup();
+    reads
 }
 
 #[derive(Debug)]
@@ -127,6 +155,7 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
         .collect();
     let index = Index::build(rules.iter().map(|r| &r.rule));
     let needs = needs_of(rules.iter().map(|r| &r.rule));
+    let reads = reads_of(rules.iter().map(|r| &r.rule));
     Engine {
         inner: Arc::new(Inner {
             policies: applied_policies,
@@ -135,6 +164,7 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
             configured,
             index,
             needs,
+            reads,
         }),
     }
 }
@@ -157,6 +187,11 @@ impl Engine {
     /// Envoy (each host call costs 1–2 µs).
     pub fn needs(&self) -> Needs {
         self.inner.needs
+    }
+
+    /// The headers and claims the rules name.
+    pub fn reads(&self) -> &Reads {
+        &self.inner.reads
     }
 
     /// Decides one request. Consults only the rules the index says can match; does not

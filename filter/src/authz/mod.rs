@@ -41,7 +41,7 @@ pub use crate::config::istio::Action;
 pub use crate::config::ObjectRef;
 pub use attribute::{AttributeInfo, Channel, ATTRIBUTES};
 pub use decision::{AppliedPolicy, Decision, DryRunAllow, Needs, Reason, RuleRef, Unknowns};
-pub use engine::{compile, Engine};
+pub use engine::{compile, Engine, Reads};
 pub use explain::{
     AlternativeExplanation, Explanation, FieldExplanation, PolicyExplanation, RuleExplanation,
 };

@@ -224,6 +224,13 @@ pub struct LogSettings {
     /// reads it), `denied` (denials, AUDIT matches, dry-run would-denies) or `all`.
     #[serde(default = "no_decisions", skip_serializing_if = "is_none")]
     pub audit: DecisionLog,
+    /// Whether each audit record also carries what `warden replay` needs to decide the request
+    /// again under other policies: the values of every header the workload's rules name, the
+    /// token claims they read, and the destination address, port and SNI (read from Envoy for
+    /// every request while this is on, as is the peer certificate). Header values and claims
+    /// can be personal data: only those the policies read are kept, each bounded in length.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audit_attributes: bool,
 }
 
 impl Default for LogSettings {
@@ -232,6 +239,7 @@ impl Default for LogSettings {
             decisions: DecisionLog::Denied,
             filter_state: DecisionLog::Denied,
             audit: DecisionLog::None,
+            audit_attributes: false,
         }
     }
 }
