@@ -13,7 +13,7 @@
 #   make validate          every Envoy config through `envoy --mode validate` (with the module
 #                          loaded), the ports check, the Istio manifests check and
 #                          `docker-compose config -q`
-#   make istio             regenerate envoy/istio/{wasmplugin,envoyfilter}.yaml from envoy/policies
+#   make istio             regenerate envoy/istio/{wasmplugin,envoyfilter}.yaml from envoy/policies and envoy/settings.yaml
 #   make package           warden.wasm as an OCI image layout in target/oci-layout (FORMAT=image|artifact,
 #                          TAG=…): push it with skopeo, pin it with compile --module (README, In Istio)
 #   make oci-check         the registry round trip: both image forms pushed to a real registry on
@@ -130,12 +130,12 @@ validate: wasm cli istio-check
 # The Istio manifests are generated from the playground's policies and checked in, so users can
 # read them; istio-check fails when they are out of date (run `make istio`).
 istio: cli
-	$(WARDEN) compile envoy/policies --format wasmplugin -o envoy/istio/wasmplugin.yaml
-	$(WARDEN) compile envoy/policies --format envoyfilter -o envoy/istio/envoyfilter.yaml
+	$(WARDEN) compile envoy/policies --settings envoy/settings.yaml --format wasmplugin -o envoy/istio/wasmplugin.yaml
+	$(WARDEN) compile envoy/policies --settings envoy/settings.yaml --format envoyfilter -o envoy/istio/envoyfilter.yaml
 
 istio-check: cli
 	for format in wasmplugin envoyfilter; do \
-	  $(WARDEN) compile envoy/policies --format $$format 2>/dev/null | diff -u envoy/istio/$$format.yaml - \
+	  $(WARDEN) compile envoy/policies --settings envoy/settings.yaml --format $$format 2>/dev/null | diff -u envoy/istio/$$format.yaml - \
 	    || { echo "envoy/istio/$$format.yaml is out of date: run make istio" >&2; exit 1; }; \
 	done
 

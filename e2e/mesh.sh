@@ -127,6 +127,7 @@ marker() {
     envoy-*) printf 'envoy/%s.yaml' "${1#envoy-}" ;;
     app-*) printf -- '--name %s' "${1#app-}" ;;
     issuer) printf 'playground issuer' ;;
+    authz) printf 'playground authz' ;;
     prometheus) printf 'observability/prometheus.yml' ;;
   esac
 }
@@ -153,6 +154,7 @@ start_apps() {
   done
   launch issuer "$WARDEN" playground issuer --listen "127.0.0.1:$ISSUER_PORT" \
     --state "$RUN_DIR/issuer" --issuer "$ISSUER" --default-audience backend
+  launch authz "$WARDEN" playground authz --listen "127.0.0.1:$AUTHZ_PORT"
 }
 
 start_envoys() {
@@ -200,6 +202,7 @@ wait_ready() {
     wait_for "app-$w" "http://127.0.0.1:$(port_of "$w" APP_PORT)/ready"
   done
   wait_for issuer "http://127.0.0.1:$ISSUER_PORT/healthz"
+  wait_for authz "http://127.0.0.1:$AUTHZ_PORT/ready"
   for w in "${WORKLOADS[@]}"; do wait_envoy "$w"; done
 }
 
@@ -234,6 +237,7 @@ all_names() {
   for w in "${WORKLOADS[@]}"; do printf 'envoy-%s\n' "$w"; done
   for w in "${WORKLOADS[@]}"; do printf 'app-%s\n' "$w"; done
   printf 'issuer\n'
+  printf 'authz\n'
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -436,6 +440,14 @@ Certificate-bound tokens (RFC 8705): a token that names frontend's certificate w
 EOF
   t "curl -H \"Authorization: Bearer \$BOUND\" $F/payments/1" "200: the certificate on this connection is the one the token names"
   t "curl -H \"Authorization: Bearer \$BOUND\" http://127.0.0.1:$INTRUDER_TO_BACKEND_PORT/payments/1" "401 Jwt is bound to another certificate: a stolen token is useless"
+  cat <<EOF
+
+CUSTOM after authentication: /ext/* asks the playground authorizer (:$AUTHZ_PORT) for tokens with scope ext
+  EXT=\$(curl -s "$I/token?sub=alice&scope=ext")
+EOF
+  t "curl -H \"Authorization: Bearer \$EXT\" $F/ext/orders" "200; the echo's x-authz-checked shows the verified peer and principal the authorizer got"
+  t "curl -H \"Authorization: Bearer \$EXT\" -H 'x-authz: deny' $F/ext/orders" "403 the playground authorizer says no (x-authz: error|slow: 403 from statusOnError)"
+  t "curl -H 'x-authz: deny' $F/ext/orders" "200: without scope ext the CUSTOM rule does not match, nothing is asked"
   cat <<EOF
 
 Plaintext and TLS

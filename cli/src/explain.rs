@@ -611,7 +611,16 @@ fn finish(
                         .iter()
                         .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
                         .collect();
-                    let answer = Answer { status: 200, body: None, details: None, headers };
+                    // A matching CUSTOM rule: the authorizer has the last word.
+                    let details = allow.ask.as_ref().map(|ask| {
+                        format!(
+                            "only if the authorizer {} allows it: the CUSTOM rule {} asks it \
+                             first (its denial or failure answers instead)",
+                            ask.provider,
+                            enforcer.rule_id(ask.rule)
+                        )
+                    });
+                    let answer = Answer { status: 200, body: None, details, headers };
                     (Some(explanation), Some(allow.decision), answer)
                 }
                 Verdict::Deny(deny) => {
@@ -633,7 +642,9 @@ fn finish(
                             consistent(&explanation, &decision)?;
                             (Some(explanation), Some(decision), answer)
                         }
-                        Cause::Unauthenticated(_) | Cause::Peer(_) => (None, None, answer),
+                        Cause::Unauthenticated(_) | Cause::Peer(_) | Cause::Custom { .. } => {
+                            (None, None, answer)
+                        }
                     }
                 }
                 Verdict::Wait { .. } => bail!("the module is waiting for keys it will not get"),

@@ -458,6 +458,16 @@ enum PlaygroundCommand {
     Issuer(IssuerArgs),
     /// An application that answers every request with a JSON description of it.
     Echo(EchoArgs),
+    /// An HTTP external authorizer for CUSTOM policies; `x-authz: deny|error|slow` on the
+    /// request chooses its answer.
+    Authz(AuthzArgs),
+}
+
+#[derive(Debug, Args)]
+struct AuthzArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    listen: String,
 }
 
 #[derive(Debug, Args)]
@@ -539,6 +549,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Playground(PlaygroundCommand::Echo(args)) => {
             playground::echo::run(&args.listen, &args.name).map(done)
+        }
+        Command::Playground(PlaygroundCommand::Authz(args)) => {
+            playground::authz::run(&args.listen).map(done)
         }
         Command::Playground(PlaygroundCommand::Issuer(args)) => {
             let issuer = args.issuer.unwrap_or_else(|| format!("http://{}", args.listen));

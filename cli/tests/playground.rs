@@ -91,7 +91,8 @@ fn compile_turns_the_playground_policies_into_an_ecds_file_envoy_can_read() {
     let out = dir.join("warden.json");
     run(warden()
         .current_dir(repo())
-        .args(["compile", "envoy/policies", "--format", "ecds", "-o"])
+        .args(["compile", "envoy/policies", "--settings", "envoy/settings.yaml"])
+        .args(["--format", "ecds", "-o"])
         .arg(&out));
     let ecds: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let config = &ecds["resources"][0]["typed_config"]["config"];
@@ -152,6 +153,8 @@ fn checked_in_istio_manifests_are_what_compile_generates() {
         let output = run(warden().current_dir(repo()).args([
             "compile",
             "envoy/policies",
+            "--settings",
+            "envoy/settings.yaml",
             "--format",
             format,
         ]));

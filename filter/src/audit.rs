@@ -237,11 +237,28 @@ pub fn record(
             Cause::Unauthenticated(failure) => {
                 ("unauthenticated", failure.reason().label(), Some(deny.status), None, None)
             }
+            Cause::Custom { error, decision, .. } => (
+                "denied",
+                if *error { "custom_error" } else { "custom_denied" },
+                Some(deny.status),
+                Some(decision),
+                deny.identity.as_deref(),
+            ),
         },
     };
-    let deciding = authz.and_then(|d| match d.reason {
-        Reason::AllowedBy(rule) | Reason::DeniedBy(rule) => Some(rule),
-        Reason::NoPolicies | Reason::NoAllowMatched => None,
+    // The external authorizer's CUSTOM rule decided, when it refused.
+    let custom = match verdict {
+        Verdict::Deny(deny) => match &deny.cause {
+            Cause::Custom { rule, .. } => Some(*rule),
+            _ => None,
+        },
+        _ => None,
+    };
+    let deciding = custom.or_else(|| {
+        authz.and_then(|d| match d.reason {
+            Reason::AllowedBy(rule) | Reason::DeniedBy(rule) => Some(rule),
+            Reason::NoPolicies | Reason::NoAllowMatched => None,
+        })
     });
     let rule_id = |rule: RuleRef| enforcer.rule_id(rule);
     let connection = &request.connection;

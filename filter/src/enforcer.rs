@@ -20,6 +20,7 @@ use crate::authn::{
     self, Authenticator, AuthnSettings, Failure, FailureReason, HeaderOps, KeyProvider, Outcome,
     SignatureVerifier, SourceId, TokenCache,
 };
+use crate::authorizer::{self, Providers};
 use crate::authz::{self, Decision, DryRunAllow, Engine, Mesh, Needs, Reason, RuleRef};
 use crate::config::plugin::{DecisionLog, PeerIdentity, Role};
 use crate::config::{
@@ -60,6 +61,8 @@ pub struct Enforcer {
     /// Whether a rule or certificate binding reads the peer (`needs.peer` may also be set only
     /// to record it).
     decides_on_peer: bool,
+    /// The external authorizers CUSTOM policies call.
+    providers: Providers,
     resources: usize,
     /// Objects no sidecar applies (`targetRefs`: gateways and waypoints), and why.
     ignored: Vec<(ObjectRef, &'static str)>,
@@ -92,6 +95,29 @@ pub struct Allow {
     pub decision: Decision,
     /// The verified JWT identity, if a token came with the request.
     pub identity: Option<Arc<Identity>>,
+    /// A CUSTOM rule matched and its authorizer must be asked first: the host sends
+    /// [`Ask::call`], then hands the answer to [`Enforcer::answered`].
+    pub ask: Option<Ask>,
+}
+
+/// A call to an external authorizer the request waits for.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// The CUSTOM rule that matched.
+    pub rule: RuleRef,
+    /// Its provider's name.
+    pub provider: String,
+    /// The check request.
+    pub call: authorizer::Call,
+}
+
+/// What an external authorizer sent back to the client when it refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The authorizer's body (bounded).
+    pub body: Vec<u8>,
+    /// The authorizer's headers that `headersToDownstreamOnDeny` names.
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// A request answered locally.
@@ -111,6 +137,8 @@ pub struct Deny {
     pub cause: Cause,
     /// The verified JWT identity, when authorization refused an authenticated request.
     pub identity: Option<Arc<Identity>>,
+    /// An external authorizer's own answer, sent instead of `body` and `headers`.
+    pub reply: Option<Box<Reply>>,
 }
 
 /// Why a request was refused.
@@ -122,6 +150,15 @@ pub enum Cause {
     Unauthorized(Decision),
     /// The client certificate's identity is refused before any policy is consulted.
     Peer(PeerRefusal),
+    /// The external authorizer a CUSTOM rule asked refused it, or could not be reached.
+    Custom {
+        /// The CUSTOM rule.
+        rule: RuleRef,
+        /// The authorizer failed or did not answer (`statusOnError`), rather than denying.
+        error: bool,
+        /// What authorization would have decided without it.
+        decision: Decision,
+    },
 }
 
 /// Why a client certificate's identity is refused.
@@ -155,7 +192,7 @@ impl Deny {
     pub fn refetch(&self) -> Option<SourceId> {
         match &self.cause {
             Cause::Unauthenticated(failure) => failure.refetch(),
-            Cause::Unauthorized(_) | Cause::Peer(_) => None,
+            Cause::Unauthorized(_) | Cause::Peer(_) | Cause::Custom { .. } => None,
         }
     }
 
@@ -176,6 +213,7 @@ impl Deny {
             details: failure.details(),
             cause: Cause::Unauthenticated(failure),
             identity: None,
+            reply: None,
         }
     }
 }
@@ -215,6 +253,10 @@ impl Enforcer {
         let authn_settings = AuthnSettings::from_config(config).unwrap_or_else(|mut found| {
             errors.append(&mut found);
             AuthnSettings::default()
+        });
+        let providers = Providers::from_config(config).unwrap_or_else(|mut found| {
+            errors.append(&mut found);
+            Providers::default()
         });
 
         let mut authz_policies = Vec::new();
@@ -334,6 +376,7 @@ impl Enforcer {
             })
             .collect();
         Ok(Enforcer {
+            providers,
             workload,
             authz,
             authn,
@@ -369,6 +412,7 @@ impl Enforcer {
                 details: format!("warden_peer_refused{{{}}}", refusal.label()),
                 cause: Cause::Peer(refusal),
                 identity: None,
+                reply: None,
             });
         }
         let (identity, headers) = match self.authn.authenticate(request, now, keys, cache, crypto) {
@@ -381,9 +425,87 @@ impl Enforcer {
         };
         let decision = self.authz.decide(request, identity.as_deref());
         if decision.allowed {
-            Verdict::Allow(Allow { headers, decision, identity })
+            // The authorizer is asked only for requests DENY and ALLOW let through: a refused
+            // request stays refused whatever it would say (docs/compatibility.md).
+            let ask = decision.ask.and_then(|rule| self.ask(rule, request, identity.as_deref()));
+            Verdict::Allow(Allow { headers, decision, identity, ask })
         } else {
             Verdict::Deny(self.unauthorized(decision, request, identity))
+        }
+    }
+
+    /// The call to the authorizer of the CUSTOM rule `rule`.
+    fn ask(
+        &self,
+        rule: RuleRef,
+        request: &Request<'_>,
+        identity: Option<&Identity>,
+    ) -> Option<Ask> {
+        let policy = self.authz.policies().get(rule.policy as usize)?;
+        let name = policy.provider.as_deref()?;
+        let authorizer::Kind::Http(provider) = &self.providers.get(name)?.kind else {
+            return None;
+        };
+        Some(Ask { rule, provider: name.to_string(), call: provider.call(request, identity) })
+    }
+
+    /// The verdict once the authorizer of `allow.ask` answered (`None`: the call failed or
+    /// timed out): its denial, or `allow` with the headers it hands upstream.
+    pub fn answered(
+        &self,
+        mut allow: Allow,
+        response: Option<&authorizer::Response>,
+        request: &Request<'_>,
+    ) -> Verdict {
+        let Some(ask) = allow.ask.take() else { return Verdict::Allow(allow) };
+        let provider = match self.providers.get(&ask.provider).map(|p| &p.kind) {
+            Some(authorizer::Kind::Http(provider)) => provider,
+            // Providers never change under a compiled configuration; refuse if it did.
+            _ => return Verdict::Deny(self.custom_denial(&ask, allow, None, request)),
+        };
+        match provider.answer(response) {
+            authorizer::Answer::Allow { upstream, .. } => {
+                for (name, value) in upstream {
+                    allow.headers.set.retain(|(n, _)| *n != name);
+                    allow.headers.set.push((name, value));
+                }
+                Verdict::Allow(allow)
+            }
+            authorizer::Answer::Deny { status, body, headers, error } => {
+                let reply = Reply { body, headers };
+                let mut deny = self.custom_denial(&ask, allow, Some(reply), request);
+                deny.status = status;
+                if error {
+                    if let Cause::Custom { error, .. } = &mut deny.cause {
+                        *error = true;
+                    }
+                    deny.details = format!("ext_authz_error[{}]", self.authz.rule_id(ask.rule));
+                }
+                Verdict::Deny(deny)
+            }
+        }
+    }
+
+    fn custom_denial(
+        &self,
+        ask: &Ask,
+        allow: Allow,
+        reply: Option<Reply>,
+        request: &Request<'_>,
+    ) -> Deny {
+        Deny {
+            status: authorizer::DEFAULT_STATUS_ON_ERROR,
+            body: "",
+            headers: Vec::new(),
+            grpc_status: is_grpc(request).then_some(GRPC_PERMISSION_DENIED),
+            details: format!("ext_authz_denied[{}]", self.authz.rule_id(ask.rule)),
+            cause: Cause::Custom {
+                rule: ask.rule,
+                error: reply.is_none(),
+                decision: allow.decision,
+            },
+            identity: allow.identity,
+            reply: reply.map(Box::new),
         }
     }
 
@@ -436,6 +558,7 @@ impl Enforcer {
             details,
             cause: Cause::Unauthorized(decision),
             identity,
+            reply: None,
         }
     }
 
@@ -480,7 +603,8 @@ impl Enforcer {
                 deny.status,
                 deny.details,
                 match &deny.cause {
-                    Cause::Unauthorized(decision) => notes(decision),
+                    Cause::Unauthorized(decision) | Cause::Custom { decision, .. } =>
+                        notes(decision),
                     Cause::Unauthenticated(_) | Cause::Peer(_) => String::new(),
                 }
             )),
@@ -521,6 +645,10 @@ impl Enforcer {
             }
             Verdict::Deny(Deny { cause: Cause::Peer(refusal), .. }) => {
                 format!("denied peer_{}", refusal.label()).into()
+            }
+            Verdict::Deny(Deny { cause: Cause::Custom { rule, error, .. }, .. }) => {
+                let what = if *error { "ext_authz_error" } else { "ext_authz_denied" };
+                format!("denied {what} {}", self.authz.rule_id(*rule)).into()
             }
             Verdict::Wait { .. } => "waiting".into(),
         }

@@ -40,6 +40,7 @@
 
 pub mod audit;
 pub mod authn;
+pub mod authorizer;
 pub mod authz;
 pub mod certificate;
 pub mod config;

@@ -5,6 +5,7 @@
 use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 use warden::authn::{KeyProvider, Keys, PureRust, SourceId, TokenCache};
+use warden::authorizer;
 use warden::config::{ConfigErrors, Workload};
 use warden::enforcer::{self, Cause, Enforcer, Verdict};
 use warden::request::{Connection, Observed, Peer, Request};
@@ -723,4 +724,96 @@ fn certificate_bound_tokens_work_only_on_their_own_certificate() {
             && errors.contains("\"yes\""),
         "{errors}"
     );
+}
+
+/// CUSTOM with an HTTP provider Warden calls: evaluated after authentication (so its rules may
+/// read claims), asked only when DENY and ALLOW let the request through, its answer read as
+/// Envoy's HTTP ext_authz reads it.
+#[test]
+fn custom_rules_ask_their_authorizer_after_authentication() {
+    let mut with_custom = policies();
+    with_custom.as_array_mut().unwrap().push(json!(
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "orders-authz", "namespace": "api"},
+         "spec": {"action": "CUSTOM", "provider": {"name": "authz"},
+                  "rules": [{"to": [{"operation": {"paths": ["/api/orders"]}}],
+                             "when": [{"key": "request.auth.claims[scope]", "values": ["orders"]}]}]}}));
+    let settings = r#"{"providers": [{"name": "authz", "envoyExtAuthzHttp": {
+        "service": "authz.api.svc.cluster.local", "port": 9000, "timeout": "500ms",
+        "headersToUpstreamOnAllow": ["x-authz-*"], "headersToDownstreamOnDeny": ["x-reason"]}}],
+        "log": {"audit": "all"}}"#;
+    let e = enforcer_with_settings(with_custom.clone(), settings).unwrap();
+    let orders = format!("Bearer {}", token(json!({"scope": "orders"})));
+    let other = format!("Bearer {}", token(json!({"scope": "read"})));
+
+    let verdict = check(&e, "GET", "/api/orders", &[("authorization", &orders)], Some(FRONTEND));
+    let Verdict::Allow(allow) = verdict else { panic!("{verdict:?}") };
+    let ask = allow.ask.clone().expect("the CUSTOM rule on the claim asks the authorizer");
+    assert_eq!(ask.provider, "authz");
+    assert_eq!(ask.call.cluster, "outbound|9000||authz.api.svc.cluster.local");
+    assert_eq!(ask.call.timeout, std::time::Duration::from_millis(500));
+    let sent =
+        |name: &str| ask.call.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
+    assert_eq!(sent("x-warden-request-principal"), Some(format!("{ISSUER}/alice").as_bytes()));
+    assert_eq!(sent("x-warden-peer-principal"), Some(FRONTEND));
+
+    let answered = |allow: &warden::enforcer::Allow, response: Option<authorizer::Response>| {
+        with_request("GET", "/api/orders", &[], Some(FRONTEND), Observed::Unknown, |request| {
+            e.answered(allow.clone(), response.as_ref(), request)
+        })
+    };
+    let response = |status: u16| authorizer::Response {
+        status: Some(status),
+        headers: vec![
+            (b"x-authz-user".to_vec(), b"alice@orders".to_vec()),
+            (b"x-reason".to_vec(), b"over quota".to_vec()),
+        ],
+        body: b"quota exceeded".to_vec(),
+    };
+    let Verdict::Allow(allowed) = answered(&allow, Some(response(200))) else { panic!() };
+    assert!(allowed.ask.is_none());
+    assert!(allowed.headers.set.contains(&("x-authz-user".to_string(), b"alice@orders".to_vec())));
+
+    let Verdict::Deny(denied) = answered(&allow, Some(response(429))) else { panic!() };
+    assert_eq!(denied.status, 429);
+    let reply = denied.reply.as_ref().unwrap();
+    assert_eq!((reply.body.as_slice(), reply.headers.len()), (&b"quota exceeded"[..], 1));
+    assert_eq!(denied.details, "ext_authz_denied[ns[api]-policy[orders-authz]-rule[0]]");
+    let denied_verdict = Verdict::Deny(denied);
+    assert_eq!(
+        e.summary(&denied_verdict),
+        "denied ext_authz_denied ns[api]-policy[orders-authz]-rule[0]"
+    );
+    let record = with_request("GET", "/api/orders", &[], Some(FRONTEND), Observed::Unknown, |r| {
+        e.audit_record(&denied_verdict, r).unwrap()
+    });
+    let record: Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(
+        (&record["reason"], &record["policy"]),
+        (&json!("custom_denied"), &json!("api/orders-authz"))
+    );
+
+    // Unreachable, timed out or failing: closed, with statusOnError.
+    let Verdict::Deny(failed) = answered(&allow, None) else { panic!() };
+    assert_eq!((failed.status, failed.details.starts_with("ext_authz_error")), (403, true));
+    let Verdict::Deny(failed) = answered(&allow, Some(response(503))) else { panic!() };
+    assert!(matches!(failed.cause, Cause::Custom { error: true, .. }));
+
+    // The claim does not match: the authorizer is not asked.
+    let verdict = check(&e, "GET", "/api/orders", &[("authorization", &other)], Some(FRONTEND));
+    assert!(matches!(&verdict, Verdict::Allow(a) if a.ask.is_none()), "{verdict:?}");
+    // DENY refuses first: nothing to ask.
+    let verdict = check(&e, "DELETE", "/api/orders", &[("authorization", &orders)], Some(FRONTEND));
+    assert!(matches!(&verdict, Verdict::Deny(d) if matches!(d.cause, Cause::Unauthorized(_))));
+
+    // Without the provider, the same policy is Istio's: identities in CUSTOM rules are refused.
+    assert!(enforcer_with(with_custom.clone()).is_err());
+    // A provider Warden does not call (gRPC): the CUSTOM rule fails closed.
+    let mut plain = with_custom;
+    plain[4]["spec"]["rules"][0].as_object_mut().unwrap().remove("when");
+    let grpc =
+        r#"{"providers": [{"name": "authz", "envoyExtAuthzGrpc": {"service": "a", "port": 1}}]}"#;
+    let e = enforcer_with_settings(plain, grpc).unwrap();
+    let verdict = check(&e, "GET", "/api/orders", &[("authorization", &orders)], Some(FRONTEND));
+    assert!(matches!(&verdict, Verdict::Deny(d) if d.status == 403), "{verdict:?}");
 }

@@ -90,6 +90,9 @@ pub struct Decision {
     /// Which attributes the applied rules read were unknown for this request: the rules that
     /// read them failed closed.
     pub unknowns: Unknowns,
+    /// A CUSTOM rule whose provider Warden calls matched: the authorizer is asked first, and
+    /// this decision stands only if it allows (Istio's order: CUSTOM, then DENY and ALLOW).
+    pub ask: Option<RuleRef>,
 }
 
 impl Decision {
@@ -124,6 +127,10 @@ pub struct AppliedPolicy {
     /// Why Warden cannot enforce it exactly, if so: it fails closed (see
     /// [`super::Policy::unenforceable`]).
     pub unenforceable: Option<String>,
+    /// CUSTOM: `spec.provider.name`.
+    pub provider: Option<String>,
+    /// CUSTOM with a provider Warden calls (an HTTP provider in `providers`).
+    pub calls: bool,
 }
 
 /// Which request attributes the applied rules read, so the glue reads only those from Envoy

@@ -28,11 +28,15 @@ pub(super) const DRY_RUN_ALLOW: usize = 4;
 /// not call external authorizers, so a CUSTOM rule that matches denies, as Envoy's ext_authz
 /// does when its authorizer cannot be reached (`failure_mode_allow: false`, Istio's default).
 pub(super) const CUSTOM: usize = 5;
-pub(super) const BUCKETS: usize = 6;
+/// CUSTOM rules whose provider Warden calls (`crate::authorizer`): a match asks the authorizer,
+/// whose answer comes before DENY and ALLOW; it does not deny by itself.
+pub(super) const CUSTOM_CALL: usize = 6;
+pub(super) const BUCKETS: usize = 7;
 
-/// The bucket of a validated policy.
-pub(super) fn bucket_of(action: Action, dry_run: bool) -> Option<usize> {
+/// The bucket of a validated policy (`calls`: a CUSTOM policy whose provider Warden calls).
+pub(super) fn bucket_of(action: Action, dry_run: bool, calls: bool) -> Option<usize> {
     match (action, dry_run) {
+        (Action::Custom, false) if calls => Some(CUSTOM_CALL),
         (Action::Deny, false) => Some(DENY),
         (Action::Allow, false) => Some(ALLOW),
         (Action::Audit, _) => Some(AUDIT),
@@ -46,7 +50,8 @@ pub(super) fn bucket_of(action: Action, dry_run: bool) -> Option<usize> {
 /// denies or reports (DENY, AUDIT), no where it allows. Fail closed, as Istio does with what it
 /// cannot translate (`pilot/pkg/security/authz/builder/builder.go`).
 pub(super) fn widens(bucket: usize) -> bool {
-    matches!(bucket, DENY | AUDIT | DRY_RUN_DENY | CUSTOM)
+    // A CUSTOM_CALL rule that may hold asks the authorizer: one more check, never fewer.
+    matches!(bucket, DENY | AUDIT | DRY_RUN_DENY | CUSTOM | CUSTOM_CALL)
 }
 
 /// Envoy's (and Istio's) name for a rule.
@@ -114,7 +119,7 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
     let mut applied: Vec<(&Policy, usize)> = policies
         .iter()
         .filter(|p| p.applies_to(workload, mesh))
-        .filter_map(|p| bucket_of(p.action, p.dry_run).map(|bucket| (p, bucket)))
+        .filter_map(|p| bucket_of(p.action, p.dry_run, p.calls).map(|bucket| (p, bucket)))
         .collect();
     applied.sort_by(|(a, _), (b, _)| {
         (&a.object.namespace, &a.object.name).cmp(&(&b.object.namespace, &b.object.name))
@@ -132,6 +137,8 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
             dry_run: policy.dry_run,
             rules: u32::try_from(policy.rules.len()).unwrap_or(u32::MAX),
             unenforceable: policy.unenforceable(),
+            provider: policy.provider.clone(),
+            calls: policy.calls,
         });
         if let Some(slot) = configured.get_mut(*bucket) {
             *slot = true;
@@ -260,7 +267,7 @@ impl Inner {
     /// The bucket of a rule's policy.
     pub(super) fn bucket_of_rule(&self, rule: RuleRef) -> Option<usize> {
         let policy = self.policies.get(rule.policy as usize)?;
-        bucket_of(policy.action, policy.dry_run)
+        bucket_of(policy.action, policy.dry_run, policy.calls)
     }
 
     pub(super) fn bucket(&self, id: u32) -> usize {
@@ -284,7 +291,7 @@ impl Inner {
     /// enforced ALLOW rules are not evaluated once a DENY rule matched (the outcome is known).
     fn scan(&self, attributes: &Attributes<'_, '_>, firsts: &mut Firsts, skip_allow: bool) {
         // CUSTOM first, as Istio orders its filters; then the rest.
-        for bucket in std::iter::once(CUSTOM).chain(0..CUSTOM) {
+        for bucket in [CUSTOM, CUSTOM_CALL].into_iter().chain(0..CUSTOM) {
             let denied = [DENY, CUSTOM].iter().any(|&b| firsts.get(b).copied().flatten().is_some());
             if skip_allow && bucket == ALLOW && denied {
                 continue;
@@ -379,6 +386,8 @@ impl Inner {
             dry_run_deny: rule(DRY_RUN_DENY),
             dry_run_allow,
             unknowns,
+            // A CUSTOM rule Warden cannot call has denied already: nothing to ask.
+            ask: if rule(CUSTOM).is_some() { None } else { rule(CUSTOM_CALL) },
         }
     }
 }

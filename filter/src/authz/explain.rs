@@ -1,7 +1,7 @@
 //! The slow path for `warden explain`: every applied policy, every rule, every field.
 
 use super::decision::{Decision, DryRunAllow, Reason, RuleRef};
-use super::engine::{Engine, ALLOW, AUDIT, CUSTOM, DENY, DRY_RUN_ALLOW, DRY_RUN_DENY};
+use super::engine::{Engine, ALLOW, AUDIT, CUSTOM, CUSTOM_CALL, DENY, DRY_RUN_ALLOW, DRY_RUN_DENY};
 use super::eval::Attributes;
 use super::policy::Check;
 use super::Action;
@@ -83,7 +83,7 @@ pub struct FieldExplanation {
 
 /// Explanation order of the buckets: Istio's filter order (CUSTOM, AUDIT, DENY, ALLOW), each
 /// filter's shadow (dry-run) rules after its enforced ones.
-const ORDER: [usize; 6] = [CUSTOM, AUDIT, DENY, DRY_RUN_DENY, ALLOW, DRY_RUN_ALLOW];
+const ORDER: [usize; 7] = [CUSTOM, CUSTOM_CALL, AUDIT, DENY, DRY_RUN_DENY, ALLOW, DRY_RUN_ALLOW];
 
 impl Engine {
     /// Slow path for `warden explain`: every applied policy, every rule, which field matched or
@@ -102,6 +102,7 @@ impl Engine {
                 _ => None,
             },
             AUDIT => decision.audit,
+            CUSTOM_CALL => decision.ask,
             DRY_RUN_DENY => decision.dry_run_deny,
             _ => match decision.dry_run_allow {
                 DryRunAllow::Matched(rule) => Some(rule),
@@ -115,7 +116,9 @@ impl Engine {
                 .policies
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| super::engine::bucket_of(p.action, p.dry_run) == Some(bucket))
+                .filter(|(_, p)| {
+                    super::engine::bucket_of(p.action, p.dry_run, p.calls) == Some(bucket)
+                })
                 .map(|(i, p)| {
                     let key = format!("ns[{}]-policy[{}]-rule[", p.namespace, p.name);
                     (key, u32::try_from(i).unwrap_or(u32::MAX))

@@ -38,6 +38,8 @@ pub enum LintKind {
     FailsClosed,
     /// `selector: {}`: selects every workload in scope (Istio's validation warns).
     EmptySelector,
+    /// A CUSTOM policy Warden calls: where and how its authorizer is asked differs from Istio.
+    CustomAfterAuthentication,
 }
 
 /// One finding.
@@ -82,13 +84,24 @@ pub fn lint(policies: &[Policy], issuers: &[String]) -> Vec<Lint> {
             );
             continue;
         }
-        if policy.action == Action::Custom {
+        if policy.action == Action::Custom && policy.calls {
+            out(
+                LintKind::CustomAfterAuthentication,
+                "spec.action".into(),
+                "action CUSTOM: Warden asks the authorizer after JWT authentication (Istio asks \
+                 it before), only for requests DENY and ALLOW let through, and sends it the \
+                 verified peer and request principals; istiod refuses identities in CUSTOM \
+                 rules, so give this policy to Warden only (docs/compatibility.md#custom)"
+                    .into(),
+            );
+        } else if policy.action == Action::Custom {
             out(
                 LintKind::FailsClosed,
-                "spec.action".into(),
-                "action CUSTOM: Warden calls no external authorizer, so where this policy applies \
-                 a request its rules match is denied (403), as when the authorizer is unreachable \
-                 (docs/compatibility.md)"
+                "spec.provider.name".into(),
+                "action CUSTOM: the provider is not one Warden calls (an envoyExtAuthzHttp \
+                 entry of `providers` in the settings), so where this policy applies a request \
+                 its rules match is denied (403), as when the authorizer is unreachable \
+                 (docs/compatibility.md#custom)"
                     .into(),
             );
         }

@@ -58,6 +58,9 @@ pub struct Mesh {
     pub trust_domain: String,
     /// Other trust domains of the same mesh (`meshConfig.trustDomainAliases`).
     pub trust_domain_aliases: Vec<String>,
+    /// The extension providers Warden calls (HTTP authorizers in `providers`): CUSTOM policies
+    /// naming one ask it, after authentication, and may name identities.
+    pub callable_providers: Vec<String>,
 }
 
 impl Mesh {
@@ -67,6 +70,12 @@ impl Mesh {
             root_namespace: config.root_namespace.clone(),
             trust_domain: config.trust_domain.clone(),
             trust_domain_aliases: config.trust_domain_aliases.clone(),
+            callable_providers: config
+                .providers
+                .iter()
+                .filter(|p| p.envoy_ext_authz_http.is_some())
+                .map(|p| p.name.clone())
+                .collect(),
         }
     }
 
@@ -84,6 +93,7 @@ impl Default for Mesh {
             root_namespace: "istio-system".to_string(),
             trust_domain: "cluster.local".to_string(),
             trust_domain_aliases: Vec::new(),
+            callable_providers: Vec::new(),
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct Policy {
     /// [`Policy::applies_to`]).
     pub(crate) mesh_wide: bool,
     pub(crate) rules: Vec<Rule>,
+    /// CUSTOM: `spec.provider.name`.
+    pub(crate) provider: Option<String>,
+    /// CUSTOM naming a provider Warden calls.
+    pub(crate) calls: bool,
 }
 
 impl Policy {
@@ -76,10 +80,11 @@ impl Policy {
     /// the workloads it selects (a CUSTOM rule that matches denies; a condition Warden cannot
     /// evaluate counts against the request).
     pub fn unenforceable(&self) -> Option<String> {
-        if self.action == Action::Custom {
+        if self.action == Action::Custom && !self.calls {
             return Some(
-                "action CUSTOM: Warden does not call external authorizers, so a request a \
-                 CUSTOM rule matches is denied (as when the authorizer is unreachable)"
+                "action CUSTOM: its provider is not one Warden calls (an envoyExtAuthzHttp \
+                 entry of `providers`; dry-run CUSTOM policies are not called), so a request \
+                 a CUSTOM rule matches is denied (as when the authorizer is unreachable)"
                     .to_string(),
             );
         }
@@ -229,8 +234,10 @@ pub fn validate(
     if spec.target_ref.is_some() && !spec.target_refs.is_empty() {
         v.error("spec.targetRef", PolicyProblem::TargetRefAndTargetRefs);
     }
+    let calls = spec.action == Action::Custom
+        && spec.provider.as_ref().is_some_and(|p| mesh.callable_providers.contains(&p.name));
     if spec.action == Action::Custom {
-        v.custom(spec);
+        v.custom(spec, calls);
     } else if spec.provider.is_some() {
         v.error("spec.provider", PolicyProblem::ProviderWithoutCustom(spec.action.as_str()));
     }
@@ -308,6 +315,9 @@ pub fn validate(
         return Err(v.errors);
     }
     Ok(Policy {
+        provider: spec.provider.as_ref().map(|p| p.name.clone()),
+        // A dry-run CUSTOM policy is not called (it stays in the fail-closed bucket).
+        calls: calls && !dry_run,
         mesh_wide: object.metadata.namespace == mesh.root_namespace,
         object: at,
         action: spec.action,
@@ -378,11 +388,16 @@ impl Validator<'_> {
     /// What Istio requires of a CUSTOM policy (`pkg/config/validation/validation.go`
     /// `ValidateAuthorizationPolicy`): rules, a provider name, and no identity fields (Istio
     /// runs ext_authz before JWT authentication and cannot see peers there).
-    fn custom(&mut self, spec: &AuthorizationPolicySpec) {
+    /// With `calls` (the provider is one Warden calls, after authentication), identities are
+    /// allowed: that is the point of calling it there.
+    fn custom(&mut self, spec: &AuthorizationPolicySpec, calls: bool) {
         if spec.rules.is_empty() {
             self.error("spec.rules", PolicyProblem::CustomWithoutRules);
         } else if spec.provider.as_ref().is_none_or(|p| p.name.is_empty()) {
             self.error("spec.provider.name", PolicyProblem::CustomWithoutProvider);
+        }
+        if calls {
+            return;
         }
         for (i, rule) in spec.rules.iter().enumerate() {
             for (j, from) in rule.from.iter().flatten().enumerate() {

@@ -377,6 +377,7 @@ mod tests {
             root_namespace: "istio-system".into(),
             trust_domain: td.into(),
             trust_domain_aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            callable_providers: Vec::new(),
         }
     }
 

@@ -75,6 +75,90 @@ pub struct PluginConfig {
     /// Where the peer's certificate identity is read from.
     #[serde(default, skip_serializing_if = "is_default")]
     pub peer_identity: PeerIdentity,
+    /// The external authorizers `action: CUSTOM` policies name (`spec.provider.name`), shaped
+    /// like Istio's `meshConfig.extensionProviders`. Warden calls them after authentication
+    /// (`filter/src/authorizer.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ExtensionProvider>,
+}
+
+/// One `meshConfig.extensionProviders` entry (istio/api `mesh/v1alpha1/config.proto`
+/// `MeshConfig.ExtensionProvider`). Only the authorization providers are read; other kinds
+/// (tracing, logging) are refused, since they belong to `meshConfig`, not here.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtensionProvider {
+    /// The name `spec.provider.name` refers to.
+    pub name: String,
+    /// An HTTP authorization service (Envoy's ext_authz `http_service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy_ext_authz_http: Option<ExtAuthzHttp>,
+    /// A gRPC authorization service: accepted, not called (the policies naming it fail closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy_ext_authz_grpc: Option<Value>,
+}
+
+/// `EnvoyExternalAuthorizationHttpProvider`, field for field, plus where Warden sends the
+/// verified identities.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthzHttp {
+    /// The service's host (`authz.foo.svc.cluster.local`).
+    pub service: String,
+    /// Its port.
+    pub port: u16,
+    /// The Envoy cluster to call it through; default Istio's name for the service,
+    /// `outbound|<port>||<service>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// How long to wait for an answer (default `600s`, Istio's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Prepended to the request's path in the check request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// Let the request through when the authorizer cannot be reached or fails (default: no).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_open: bool,
+    /// The status when the authorizer cannot be reached or fails and `failOpen` is off
+    /// (default `"403"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_on_error: Option<String>,
+    /// Request headers sent to the authorizer: exact names, `prefix*` or `*suffix`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_request_headers_in_check: Vec<String>,
+    /// Fixed headers added to every check request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub include_additional_headers_in_check: BTreeMap<String, String>,
+    /// Not supported (a Wasm filter deciding on request headers has no body yet): an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_request_body_in_check: Option<Value>,
+    /// Authorizer response headers added to the upstream request when it allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers_to_upstream_on_allow: Vec<String>,
+    /// Authorizer response headers sent to the client when it denies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers_to_downstream_on_deny: Vec<String>,
+    /// Authorizer response headers sent to the client when it allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers_to_downstream_on_allow: Vec<String>,
+    /// Warden's: the check-request headers carrying the verified identities (the peer
+    /// certificate's SPIFFE ID, the token's `iss/sub`). Defaults `x-warden-peer-principal` and
+    /// `x-warden-request-principal`; a client's own copies are never forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_headers: Option<IdentityHeaders>,
+}
+
+/// Where the check request carries the verified identities.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityHeaders {
+    /// The peer's principal (`spiffe://…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_principal: Option<String>,
+    /// The request principal (`<iss>/<sub>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_principal: Option<String>,
 }
 
 impl PluginConfig {
@@ -106,6 +190,7 @@ impl Default for PluginConfig {
             crypto: Crypto::default(),
             log: LogSettings::default(),
             peer_identity: PeerIdentity::default(),
+            providers: Vec::new(),
         }
     }
 }

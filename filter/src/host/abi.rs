@@ -201,6 +201,19 @@ pub fn http_call_response_header(name: &str) -> Option<Vec<u8>> {
     (status == OK).then(|| unsafe { owned(data, size) })
 }
 
+/// Every header of an HTTP call's response (an external authorizer's answer), as a pairs
+/// buffer; decode with [`wire::pairs`].
+pub fn http_call_response_header_map() -> Result<Vec<u8>, HostError> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: as in `request_header_map`.
+    let status = unsafe {
+        proxy_get_header_map_pairs(MapType::HttpCallResponseHeaders, &mut data, &mut size)
+    };
+    check(status)?;
+    // SAFETY: as in `request_header_map`.
+    Ok(unsafe { owned(data, size) })
+}
+
 /// `source.address`, serialized for [`property_path`].
 pub const SOURCE_ADDRESS: &str = "source\0address";
 /// `connection.id`, serialized for [`property_path`].

@@ -21,7 +21,14 @@ impl WardenHttp {
     }
 }
 
-impl Context for WardenHttp {}
+impl Context for WardenHttp {
+    /// An external authorizer's answer to a check this request sent.
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        if let Some(worker) = &self.worker {
+            worker.on_authorizer_response(token, headers, body_size);
+        }
+    }
+}
 
 /// The stream is gone (`proxy_on_delete`): forget it if it was waiting for keys. This is in
 /// `Drop`, not `on_done`, because the module does not export `proxy_on_done` (filter/slim:

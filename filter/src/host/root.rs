@@ -108,11 +108,16 @@ impl Context for WardenRoot {
     fn on_http_call_response(
         &mut self,
         token: u32,
-        _headers: usize,
+        headers: usize,
         body_size: usize,
         _trailers: usize,
     ) {
         let Some(worker) = self.worker.clone() else { return };
+        // A check a waiting request sent once its keys arrived (the root sent it for it).
+        if worker.on_authorizer_response(token, headers, body_size) {
+            let _ = abi::set_effective_context(self.context_id);
+            return;
+        }
         let Some(id) = self.calls.remove(&token) else { return };
         let status = abi::http_call_response_header(":status")
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
@@ -14,8 +15,10 @@ use super::crypto::HostCrypto;
 use super::metrics::{self, Metrics};
 use super::request::{ConnectionCache, RequestData};
 use crate::authn::{PureRust, SignatureVerifier, TokenCache};
+use crate::authorizer::{self, Response};
 use crate::authz::{DryRunAllow, Reason, RuleRef, Unknowns};
 use crate::config::plugin::{Crypto, DecisionLog};
+use crate::config::wire;
 use crate::enforcer::{Allow, Cause, Enforcer, Verdict};
 use crate::keystore::{KeyStore, SharedStore};
 use crate::request::Request;
@@ -42,6 +45,27 @@ impl SharedStore for HostShared {
 /// What the HTTP context should tell Envoy.
 pub struct Step(pub Action);
 
+/// What a decided request needs next.
+enum Next {
+    /// Told to Envoy.
+    Done(Action),
+    /// Wait for these keys (with the denial to give if they do not help).
+    Wait(Vec<crate::authn::SourceId>, Option<crate::enforcer::Deny>),
+    /// Ask the external authorizer first.
+    Ask(Allow),
+}
+
+/// A request waiting for its external authorizer's answer.
+struct PendingCall {
+    context_id: u32,
+    request: RequestData,
+    allow: Allow,
+}
+
+/// Most requests waiting for authorizers at once in one worker; beyond, a request is refused as
+/// if its authorizer could not be reached. Each holds its header map, so this bounds memory.
+const MAX_PENDING_CALLS: usize = 4096;
+
 pub struct Worker {
     pub enforcer: Rc<Enforcer>,
     pub keystore: RefCell<KeyStore>,
@@ -51,6 +75,8 @@ pub struct Worker {
     pub metrics: Metrics,
     waiting: RefCell<WaitingRoom<RequestData>>,
     connections: RefCell<ConnectionCache>,
+    /// Requests waiting for external authorizers, by HTTP call token.
+    calls: RefCell<HashMap<u32, PendingCall>>,
     /// The kinds of unknown attribute already logged by this worker (each is logged once).
     logged_unknowns: std::cell::Cell<Unknowns>,
 }
@@ -74,6 +100,7 @@ impl Worker {
             metrics: Metrics::default(),
             waiting: RefCell::new(WaitingRoom::default()),
             connections: RefCell::new(ConnectionCache::default()),
+            calls: RefCell::new(HashMap::new()),
             logged_unknowns: std::cell::Cell::new(Unknowns::default()),
         }
     }
@@ -129,17 +156,18 @@ impl Worker {
         let outcome = data.with_request(peer_identity, |request| {
             let verdict = self.check(request, now);
             match verdict {
-                Verdict::Wait { sources } => Err((sources, None)),
+                Verdict::Wait { sources } => Next::Wait(sources, None),
                 Verdict::Deny(deny) => match deny.refetch() {
                     Some(source) if self.keystore.borrow_mut().request_refetch(source, now) => {
-                        Err((vec![source], Some(deny)))
+                        Next::Wait(vec![source], Some(deny))
                     }
                     _ => {
                         self.deny(request, &Verdict::Deny(deny));
-                        Ok(Action::Pause)
+                        Next::Done(Action::Pause)
                     }
                 },
-                allow @ Verdict::Allow(_) => Ok(self.forward(request, &allow)),
+                Verdict::Allow(allow) if allow.ask.is_some() => Next::Ask(allow),
+                allow @ Verdict::Allow(_) => Next::Done(self.forward(request, &allow)),
             }
         });
         match outcome {
@@ -148,8 +176,9 @@ impl Worker {
                 fail_closed();
                 Step(Action::Pause)
             }
-            Some(Ok(action)) => Step(action),
-            Some(Err((sources, fallback))) => {
+            Some(Next::Done(action)) => Step(action),
+            Some(Next::Ask(allow)) => Step(self.ask(context_id, data, allow)),
+            Some(Next::Wait(sources, fallback)) => {
                 let deadline = now + millis(self.enforcer.wait_limit(&sources));
                 let waiter = Waiter { request: data, sources, deadline, fallback };
                 let refused = self.waiting.borrow_mut().wait(context_id, waiter);
@@ -171,6 +200,111 @@ impl Worker {
     /// A request ended (answered, or the client went away): forget it if it was waiting.
     pub fn forget(&self, context_id: u32) {
         self.waiting.borrow_mut().forget(context_id);
+        let mut calls = self.calls.borrow_mut();
+        if !calls.is_empty() {
+            calls.retain(|_, call| call.context_id != context_id);
+        }
+    }
+
+    /// Sends the check request of `allow.ask` to its external authorizer and parks the request
+    /// until the answer (`on_authorizer_response`). A check request that cannot be sent is an
+    /// authorizer error (`failOpen`, else `statusOnError`).
+    fn ask(&self, context_id: u32, data: RequestData, allow: Allow) -> Action {
+        let Some(ask) = &allow.ask else { return self.answer(&data, allow, None) };
+        let call = &ask.call;
+        // The SDK sends header values as text; a value that is not UTF-8 cannot be passed on
+        // unchanged, and the authorizer must see what the upstream would.
+        let headers: Option<Vec<(&str, &str)>> = call
+            .headers
+            .iter()
+            .map(|(name, value)| Some((name.as_str(), std::str::from_utf8(value).ok()?)))
+            .collect();
+        let Some(headers) = headers else {
+            log::warn!(
+                "warden: a header for the authorizer {} is not UTF-8: refused",
+                ask.provider
+            );
+            return self.answer(&data, allow, None);
+        };
+        if self.calls.borrow().len() >= MAX_PENDING_CALLS {
+            log::warn!(
+                "warden: {MAX_PENDING_CALLS} requests already wait for authorizers: refused"
+            );
+            return self.answer(&data, allow, None);
+        }
+        match proxy_wasm::hostcalls::dispatch_http_call(
+            &call.cluster,
+            headers,
+            None,
+            vec![],
+            call.timeout,
+        ) {
+            Ok(token) => {
+                let pending = PendingCall { context_id, request: data, allow };
+                self.calls.borrow_mut().insert(token, pending);
+                Action::Pause
+            }
+            Err(status) => {
+                log::warn!(
+                    "warden: cannot call the authorizer {} through cluster {:?} ({status:?}): is \
+                     that cluster defined?",
+                    ask.provider,
+                    call.cluster
+                );
+                self.answer(&data, allow, None)
+            }
+        }
+    }
+
+    /// Carries out the verdict once the authorizer answered (`None`: it could not be asked or
+    /// did not answer).
+    fn answer(&self, data: &RequestData, allow: Allow, response: Option<&Response>) -> Action {
+        let peer_identity = self.enforcer.peer_identity();
+        let action = data.with_request(peer_identity, |request| {
+            match self.enforcer.answered(allow, response, request) {
+                verdict @ Verdict::Allow(_) => self.forward(request, &verdict),
+                verdict => {
+                    self.deny(request, &verdict);
+                    Action::Pause
+                }
+            }
+        });
+        action.unwrap_or_else(|| {
+            fail_closed();
+            Action::Pause
+        })
+    }
+
+    /// An HTTP call's answer: handled (true) if it is an authorizer's. Leaves the effective
+    /// context on the request's; the root restores its own.
+    pub fn on_authorizer_response(&self, token: u32, num_headers: usize, body_size: usize) -> bool {
+        let Some(pending) = self.calls.borrow_mut().remove(&token) else { return false };
+        // No headers: the call failed or timed out (Envoy answers a failed call without any).
+        let response = (num_headers > 0).then(|| {
+            let map = abi::http_call_response_header_map().unwrap_or_default();
+            let headers: Vec<(Vec<u8>, Vec<u8>)> = wire::pairs(&map)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect();
+            let status = headers
+                .iter()
+                .find(|(n, _)| n == b":status")
+                .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok());
+            let body = abi::http_call_response_body(body_size.min(authorizer::MAX_BODY))
+                .unwrap_or_default();
+            Response { status, headers, body }
+        });
+        // The request may be gone (the client hung up): nothing to answer.
+        if abi::set_effective_context(pending.context_id).is_err() {
+            return true;
+        }
+        if self.answer(&pending.request, pending.allow, response.as_ref()) == Action::Continue {
+            if let Err(error) = abi::resume_request() {
+                log::debug!("warden: could not resume a request: {error}");
+            }
+        }
+        true
     }
 
     /// Answers the waiting requests whose keys are no longer being fetched, and those whose
@@ -198,7 +332,7 @@ impl Worker {
             )
         };
         for woken in woken {
-            let _ = woken.request.with_request(peer_identity, |request| {
+            let asked = woken.request.with_request(peer_identity, |request| {
                 let verdict = match woken.wake {
                     Wake::Decided(verdict) => {
                         self.metrics.key_wait("resumed");
@@ -213,19 +347,29 @@ impl Worker {
                 };
                 // The request may be gone (the client hung up): then there is nothing to answer.
                 if abi::set_effective_context(woken.id).is_err() {
-                    return;
+                    return None;
                 }
-                match &verdict {
-                    Verdict::Allow(_) => {
+                match verdict {
+                    Verdict::Allow(allow) if allow.ask.is_some() => return Some(allow),
+                    verdict @ Verdict::Allow(_) => {
                         if self.forward(request, &verdict) == Action::Continue {
                             if let Err(error) = abi::resume_request() {
                                 log::debug!("warden: could not resume a request: {error}");
                             }
                         }
                     }
-                    _ => self.deny(request, &verdict),
+                    verdict => self.deny(request, &verdict),
                 }
+                None
             });
+            // Its authorizer is asked next; the answer resumes it.
+            if let Some(Some(allow)) = asked {
+                if self.ask(woken.id, woken.request, allow) == Action::Continue {
+                    if let Err(error) = abi::resume_request() {
+                        log::debug!("warden: could not resume a request: {error}");
+                    }
+                }
+            }
         }
         let _ = abi::set_effective_context(root_id);
     }
@@ -269,14 +413,29 @@ impl Worker {
                 self.metrics.request(metrics::Decision::Unauthenticated);
                 self.metrics.authn_failure(failure.reason().label());
             }
+            Cause::Custom { rule, decision, .. } => {
+                self.metrics.request(metrics::Decision::Denied);
+                self.count_policy(*rule, "denied");
+                self.count_side_effects(decision);
+                self.count_unknowns(decision.unknowns);
+            }
         }
         self.record(request, verdict);
-        let headers: Vec<(&str, &[u8])> =
-            deny.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        // An external authorizer's refusal goes to the client as it wrote it.
+        let (body, headers): (&[u8], Vec<(&str, &[u8])>) = match &deny.reply {
+            Some(reply) => (
+                &reply.body,
+                reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect(),
+            ),
+            None => (
+                deny.body.as_bytes(),
+                deny.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect(),
+            ),
+        };
         if let Err(error) = abi::send_local_response(
             u32::from(deny.status),
             &deny.details,
-            deny.body.as_bytes(),
+            body,
             &headers,
             deny.grpc_status,
         ) {
