@@ -17,7 +17,8 @@
 # Environment: ROUNDS (3), DURATION (10s), WARMUP (3s), CONNECTIONS (16), POOL (tokens in each
 # new-token pool, 4096), ONLY (comma-separated configuration names), RUN_DIR
 # (benches/.run/envoy), RESULTS_DIR (benches/results), BASE_PORT (17100: listeners from there,
-# admin interfaces from BASE_PORT+100), ENVOY_CPU (0), WRK_CPU (1), and those of common.sh.
+# admin interfaces from BASE_PORT+100, the CUSTOM rows' authorizer on BASE_PORT+200), ENVOY_CPU
+# (0), WRK_CPU (1), and those of common.sh.
 set -euo pipefail
 SCRIPT=bench-envoy
 # shellcheck source=common.sh
@@ -54,6 +55,18 @@ while IFS=$'\t' read -r name port admin config request tokens cert key _; do
   REQUESTS+=("$request") TOKENS+=("$tokens") CERTS+=("$cert") KEYS+=("$key")
 done <"$RUN_DIR/plan.tsv"
 [ ${#NAMES[@]} -gt 0 ] || die "ONLY=$ONLY names no configuration"
+
+# The external authorizer both CUSTOM rows call (the same process for native ext_authz and for
+# Warden), on wrk's CPU, so that Envoy's CPU time is the proxy's work for a call, not the
+# authorizer's.
+AUTHZ_PORT=$((BASE_PORT + 200))
+taskset -c "$WRK_CPU" "$WARDEN" playground authz --listen "127.0.0.1:$AUTHZ_PORT" \
+  </dev/null >"$RUN_DIR/logs/authz.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 50); do
+  curl -fs "http://127.0.0.1:$AUTHZ_PORT/ready" >/dev/null 2>&1 && break
+  sleep 0.1
+done
 
 for i in "${!NAMES[@]}"; do
   start_envoy "${CONFIGS[$i]}" "$RUN_DIR/logs/${NAMES[$i]}.log" "$ENVOY_CPU"

@@ -134,6 +134,11 @@ pub fn http_filters(config: &PluginConfig) -> Result<Vec<Value>, Vec<NativeError
     }
 
     let mut filters = Vec::new();
+    // CUSTOM first: istiod puts its shadow RBAC and ext_authz before jwt_authn.
+    match custom_filters(&authz, config, &bundle) {
+        Ok(custom) => filters.extend(custom),
+        Err(mut found) => errors.append(&mut found),
+    }
     if !jwt_rules.is_empty() {
         // Istio sorts the rules of all policies by issuer (a stable sort: `slices.SortBy`).
         jwt_rules.sort_by(|a, b| a.issuer.cmp(&b.issuer));
@@ -259,7 +264,7 @@ fn rbac_filter(
     let envoy_action = match action {
         Action::Audit => "LOG",
         Action::Deny => "DENY",
-        // CUSTOM has been refused by the validation.
+        // CUSTOM goes through `custom_filters`.
         Action::Allow | Action::Custom => "ALLOW",
     };
     let mut config = Map::new();
@@ -286,6 +291,151 @@ fn rbac_filter(
         config.insert("shadow_rules_stat_prefix".into(), json!(prefix));
     }
     json!({ "name": RBAC_FILTER, "typed_config": config })
+}
+
+/// istiod's CUSTOM translation (`pilot/pkg/security/authz/builder/builder.go` and
+/// `extauthz.go`): an RBAC filter whose shadow rules (action DENY, policies named
+/// `istio-ext-authz-<rule>`, stat prefix `istio_ext_authz_`) mark the requests CUSTOM rules
+/// match, then an ext_authz filter enabled only for them (`filter_enabled_metadata` on the
+/// shadow effective policy id). One HTTP provider per workload, as istiod allows by default.
+fn custom_filters(
+    authz: &[(ObjectRef, &Object<AuthorizationPolicySpec>)],
+    config: &PluginConfig,
+    bundle: &TrustDomains,
+) -> Result<Vec<Value>, Vec<NativeError>> {
+    let custom: Vec<_> = authz
+        .iter()
+        .filter(|(_, o)| o.spec.action == Action::Custom && !dry_run(&o.metadata.annotations))
+        .collect();
+    let Some((first, _)) = custom.first() else { return Ok(Vec::new()) };
+    let mut errors = Vec::new();
+    let mut names: Vec<&str> = custom
+        .iter()
+        .filter_map(|(_, o)| o.spec.provider.as_ref().map(|p| p.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let provider = match names.as_slice() {
+        [name] => config.providers.iter().find(|p| p.name == *name),
+        _ => None,
+    };
+    let Some(http) = provider.and_then(|p| p.envoy_ext_authz_http.as_ref()) else {
+        return Err(vec![NativeError::Untranslated {
+            object: first.clone(),
+            field: "spec.provider.name".into(),
+            why: "istiod translates CUSTOM for one envoyExtAuthzHttp provider per workload, \
+                  declared in the settings' `providers`",
+        }]);
+    };
+    // Istio's own validation: identities in CUSTOM rules are Warden's (after authentication).
+    let istio = warden::authz::Mesh {
+        callable_providers: Vec::new(),
+        ..warden::authz::Mesh::from_config(config)
+    };
+    let mut policies = Map::new();
+    for (at, object) in &custom {
+        if warden::authz::validate(object, &istio).is_err() {
+            errors.push(NativeError::Untranslated {
+                object: at.clone(),
+                field: "spec.rules".into(),
+                why: "istiod refuses identities in CUSTOM rules (its ext_authz runs before \
+                      jwt_authn); only Warden evaluates them after authentication",
+            });
+            continue;
+        }
+        let (ns, name) = (&object.metadata.namespace, &object.metadata.name);
+        for (index, rule) in object.spec.rules.iter().enumerate() {
+            match rbac_policy(rule, index, at, ns, bundle) {
+                Ok(policy) => {
+                    policies.insert(
+                        format!("istio-ext-authz-{}", policy_name(ns, name, index)),
+                        policy,
+                    );
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let shadow = json!({
+        "name": RBAC_FILTER,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "shadow_rules": { "action": "DENY", "policies": policies },
+            "shadow_rules_stat_prefix": "istio_ext_authz_",
+        },
+    });
+    let patterns = |list: &[String]| -> Value {
+        let patterns: Vec<Value> = list
+            .iter()
+            .map(|p| match (p.strip_prefix('*'), p.strip_suffix('*')) {
+                (Some(suffix), _) => json!({ "suffix": suffix, "ignore_case": true }),
+                (_, Some(prefix)) => json!({ "prefix": prefix, "ignore_case": true }),
+                _ => json!({ "exact": p, "ignore_case": true }),
+            })
+            .collect();
+        json!({ "patterns": patterns })
+    };
+    let cluster =
+        http.cluster.clone().unwrap_or_else(|| format!("outbound|{}||{}", http.port, http.service));
+    let mut service = json!({
+        "server_uri": {
+            "uri": format!("http://{}", http.service),
+            "cluster": cluster,
+            // Protobuf's JSON form (`0.500s`), whatever form the setting used.
+            "timeout": http
+                .timeout
+                .as_deref()
+                .and_then(|t| warden::config::duration::parse(t).ok())
+                .map_or_else(|| "600s".to_string(), |d| format!("{:.3}s", d.as_secs_f64())),
+        },
+    });
+    // Set only when given, as istiod does (an empty matcher list is invalid to Envoy).
+    if !http.include_additional_headers_in_check.is_empty() {
+        let add: Vec<Value> = http
+            .include_additional_headers_in_check
+            .iter()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect();
+        service["authorization_request"] = json!({ "headers_to_add": add });
+    }
+    let mut response = Map::new();
+    if !http.headers_to_upstream_on_allow.is_empty() {
+        response.insert(
+            "allowed_upstream_headers".into(),
+            patterns(&http.headers_to_upstream_on_allow),
+        );
+    }
+    if !http.headers_to_downstream_on_deny.is_empty() {
+        response
+            .insert("allowed_client_headers".into(), patterns(&http.headers_to_downstream_on_deny));
+    }
+    if !response.is_empty() {
+        service["authorization_response"] = Value::Object(response);
+    }
+    if let Some(prefix) = &http.path_prefix {
+        service["path_prefix"] = json!(prefix);
+    }
+    let mut ext_authz = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+        "transport_api_version": "V3",
+        "failure_mode_allow": http.fail_open,
+        "http_service": service,
+        "filter_enabled_metadata": {
+            "filter": RBAC_FILTER,
+            "path": [{ "key": "istio_ext_authz_shadow_effective_policy_id" }],
+            "value": { "string_match": { "prefix": "istio-ext-authz" } },
+        },
+    });
+    if !http.include_request_headers_in_check.is_empty() {
+        ext_authz["allowed_headers"] = patterns(&http.include_request_headers_in_check);
+    }
+    if let Some(code) = http.status_on_error.as_deref().and_then(|c| c.parse::<u16>().ok()) {
+        ext_authz["status_on_error"] = json!({ "code": code });
+    }
+    Ok(vec![shadow, json!({ "name": "envoy.filters.http.ext_authz", "typed_config": ext_authz })])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1080,6 +1230,58 @@ mod tests {
             assert_eq!(ids[0]["metadata"]["value"]["string_match"], iss, "{value}");
             assert_eq!(ids[1]["metadata"]["value"]["string_match"], sub, "{value}");
         }
+    }
+
+    /// istio `pilot/pkg/security/authz/builder/testdata/http/extended-custom-http-*` shapes:
+    /// shadow RBAC marking the CUSTOM rules, then ext_authz enabled on its mark.
+    #[test]
+    fn custom_becomes_a_shadow_rbac_and_ext_authz_before_everything_else() {
+        let mut config = config(vec![policy(
+            "ext",
+            json!({ "action": "CUSTOM", "provider": { "name": "authz" },
+                    "rules": [{ "to": [{ "operation": { "paths": ["/ext/*"] } }] }] }),
+        )]);
+        config.providers = serde_json::from_value(json!([{ "name": "authz",
+            "envoyExtAuthzHttp": { "service": "authz.foo.svc.cluster.local", "port": 9000,
+                                   "timeout": "1s", "includeRequestHeadersInCheck": ["x-a*"],
+                                   "statusOnError": "503" } }]))
+        .unwrap();
+        let filters = http_filters(&config).unwrap();
+        assert_eq!(filters.len(), 2, "{filters:?}");
+        let shadow = &filters[0]["typed_config"];
+        assert_eq!(shadow["shadow_rules_stat_prefix"], "istio_ext_authz_");
+        assert!(shadow.get("rules").is_none());
+        assert!(shadow["shadow_rules"]["policies"]["istio-ext-authz-ns[foo]-policy[ext]-rule[0]"]
+            .is_object());
+        let ext = &filters[1]["typed_config"];
+        assert_eq!(filters[1]["name"], "envoy.filters.http.ext_authz");
+        assert_eq!(
+            ext["http_service"]["server_uri"]["cluster"],
+            "outbound|9000||authz.foo.svc.cluster.local"
+        );
+        assert_eq!(
+            ext["allowed_headers"]["patterns"][0],
+            json!({"prefix": "x-a", "ignore_case": true})
+        );
+        assert_eq!(ext["status_on_error"]["code"], 503);
+        assert_eq!(
+            ext["filter_enabled_metadata"]["path"][0]["key"],
+            "istio_ext_authz_shadow_effective_policy_id"
+        );
+        // Identities in the CUSTOM rule: Warden's only; a gRPC provider: not translated.
+        let mut claims = config.clone();
+        claims.policies.clear();
+        claims.push_policy(&policy(
+            "ext",
+            json!({ "action": "CUSTOM", "provider": { "name": "authz" },
+                    "rules": [{ "from": [{ "source": { "namespaces": ["web"] } }] }] }),
+        ));
+        let errors = http_filters(&claims).unwrap_err();
+        assert!(errors[0].to_string().contains("istiod refuses identities"), "{errors:?}");
+        let mut grpc = config;
+        grpc.providers[0].envoy_ext_authz_http = None;
+        grpc.providers[0].envoy_ext_authz_grpc = Some(json!({}));
+        assert!(http_filters(&grpc).unwrap_err()[0].to_string().contains("spec.provider.name"));
     }
 
     #[test]

@@ -84,6 +84,25 @@ pub fn bootstrap(admin_port: u16, listeners: &[Listener], tls: &Tls<'_>) -> Valu
     })
 }
 
+/// Adds a plain-HTTP cluster `name` to 127.0.0.1:`port` (an external authorizer).
+pub fn add_cluster(bootstrap: &mut Value, name: &str, port: u16) {
+    let cluster = json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(port) } }] }],
+        },
+    });
+    if let Some(resources) = bootstrap["static_resources"].as_object_mut() {
+        let clusters = resources.entry("clusters").or_insert_with(|| json!([]));
+        if let Some(list) = clusters.as_array_mut() {
+            list.push(cluster);
+        }
+    }
+}
+
 fn socket(port: u16) -> Value {
     json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
 }

@@ -37,7 +37,18 @@ pub enum PolicySet {
     Authz1000,
     /// The 10-rule mesh and a `RequestAuthentication` with inline keys.
     Jwt10,
+    /// The 10-rule mesh and a CUSTOM policy matching every request, whose HTTP provider is
+    /// `warden playground authz` on [`authorizer_port`] (the same for both sides).
+    Custom10,
 }
+
+/// The port of the external authorizer CUSTOM configurations call (`run.sh` starts it).
+pub fn authorizer_port(base_port: u16) -> u16 {
+    base_port + 200
+}
+
+/// The provider's service name and the cluster both sides call it through.
+const AUTHORIZER_SERVICE: &str = "bench-authz.local";
 
 impl PolicySet {
     /// The file stem of the set and of the request sent to it.
@@ -47,11 +58,18 @@ impl PolicySet {
             PolicySet::Authz10 => "authz-10",
             PolicySet::Authz1000 => "authz-1000",
             PolicySet::Jwt10 => "jwt-10",
+            PolicySet::Custom10 => "custom-10",
         }
     }
 
-    fn all() -> [PolicySet; 4] {
-        [PolicySet::Empty, PolicySet::Authz10, PolicySet::Authz1000, PolicySet::Jwt10]
+    fn all() -> [PolicySet; 5] {
+        [
+            PolicySet::Empty,
+            PolicySet::Authz10,
+            PolicySet::Authz1000,
+            PolicySet::Jwt10,
+            PolicySet::Custom10,
+        ]
     }
 }
 
@@ -136,7 +154,7 @@ pub struct Configuration {
 }
 
 /// Every configuration, in the order of each round.
-pub const CONFIGURATIONS: [Configuration; 17] = [
+pub const CONFIGURATIONS: [Configuration; 19] = [
     Configuration {
         name: "passthrough",
         number: 1,
@@ -308,6 +326,26 @@ pub const CONFIGURATIONS: [Configuration; 17] = [
         tokens: Tokens::None,
         counterpart: Some("rules1000-native"),
     },
+    Configuration {
+        name: "custom-native",
+        number: 7,
+        title: "CUSTOM (HTTP authorizer) + authz, 10 rules: ext_authz + rbac",
+        side: Side::Native,
+        filters: Filters::Native { set: PolicySet::Custom10, jwt_cache: false },
+        request: PolicySet::Custom10,
+        tokens: Tokens::None,
+        counterpart: None,
+    },
+    Configuration {
+        name: "custom-warden",
+        number: 7,
+        title: "CUSTOM (HTTP authorizer) + authz, 10 rules: Warden",
+        side: Side::Warden,
+        filters: Filters::Warden(PolicySet::Custom10),
+        request: PolicySet::Custom10,
+        tokens: Tokens::None,
+        counterpart: Some("custom-native"),
+    },
 ];
 
 /// The configuration named `name`.
@@ -362,6 +400,17 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
     let settings_path = out.join("policies/settings.json");
     let small = policies::generate(10);
     fs::write(&settings_path, serde_json::to_string_pretty(&fixtures::settings(&small))?)?;
+    let custom_settings_path = out.join("policies/settings-custom.json");
+    let mut custom_settings = fixtures::settings(&small);
+    custom_settings["providers"] = serde_json::json!([{
+        "name": "bench-authz",
+        "envoyExtAuthzHttp": {
+            "service": AUTHORIZER_SERVICE,
+            "port": authorizer_port(options.base_port),
+            "timeout": "5s",
+        },
+    }]);
+    fs::write(&custom_settings_path, serde_json::to_string_pretty(&custom_settings)?)?;
     let mut requests = Vec::new();
     for set in PolicySet::all() {
         let (mesh, jwt) = match set {
@@ -374,18 +423,29 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
             }
             PolicySet::Authz10 => (small.clone(), false),
             PolicySet::Authz1000 => (policies::generate(1000), false),
-            PolicySet::Jwt10 => (small.clone(), true),
+            PolicySet::Jwt10 | PolicySet::Custom10 => (small.clone(), set == PolicySet::Jwt10),
         };
         let mut objects = mesh.policies.clone();
         if jwt {
             objects.push(fixtures::request_authentication(&jwks));
+        }
+        let settings_path =
+            if set == PolicySet::Custom10 { &custom_settings_path } else { &settings_path };
+        if set == PolicySet::Custom10 {
+            // Every request asks the authorizer: a CUSTOM rule that matches all.
+            objects.push(serde_json::json!({
+                "apiVersion": "security.istio.io/v1",
+                "kind": "AuthorizationPolicy",
+                "metadata": { "name": "bench-custom", "namespace": mesh.workload.namespace },
+                "spec": { "action": "CUSTOM", "provider": { "name": "bench-authz" }, "rules": [{}] },
+            }));
         }
         let policy_file = out.join(format!("policies/{}.yaml", set.name()));
         fixtures::write_objects(&policy_file, &objects)?;
         compile(
             &options.warden,
             &policy_file,
-            &settings_path,
+            settings_path,
             "envoy-native",
             None,
             &out.join(format!("compiled/{}.native.json", set.name())),
@@ -393,7 +453,7 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
         compile(
             &options.warden,
             &policy_file,
-            &settings_path,
+            settings_path,
             "ecds",
             Some(&wasm),
             &out.join(format!("compiled/{}.warden.json", set.name())),
@@ -467,10 +527,13 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
             filters,
         };
         let bootstrap_path = out.join(format!("envoy/{}.json", config.name));
-        fs::write(
-            &bootstrap_path,
-            serde_json::to_string_pretty(&bootstrap::bootstrap(admin, &[listener], &tls))?,
-        )?;
+        let mut envoy = bootstrap::bootstrap(admin, &[listener], &tls);
+        if config.request == PolicySet::Custom10 {
+            let cluster =
+                format!("outbound|{}||{AUTHORIZER_SERVICE}", authorizer_port(options.base_port));
+            bootstrap::add_cluster(&mut envoy, &cluster, authorizer_port(options.base_port));
+        }
+        fs::write(&bootstrap_path, serde_json::to_string_pretty(&envoy)?)?;
 
         let request = request_of(config.request).context("the configuration's request")?;
         let peer = request.peer.clone().context("harness requests carry a peer identity")?;
