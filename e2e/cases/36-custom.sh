@@ -46,6 +46,9 @@ end
 
 begin "the authorizer fails (500), is slower than the provider's 500 ms timeout, or is down: 403, closed"
 token="$(mint 'scope=ext')"
+ERRORS='warden_authorizer_checks_total{result="error",provider="playground-authz"}'
+DOWN='warden_authorizer_checks_total{result="error",provider="authz-down"}'
+errors_before="$(metric backend "$ERRORS")" down_before="$(metric backend "$DOWN")"
 http -H "Authorization: Bearer $token" -H 'x-authz: error' "$F2B/ext/orders?$TAG"
 expect_status 403
 expect_body ""
@@ -55,6 +58,8 @@ expect_status 403
 expect_at_most "ms before the timed-out check was answered" 2500 "$(($(now_ms) - started))"
 http -H "Authorization: Bearer $token" "$F2B/ext-down/orders?$TAG"
 expect_status 403
+expect_equal "$ERRORS" "$((errors_before + 2))" "$(metric backend "$ERRORS")"
+expect_equal "$DOWN" "$((down_before + 1))" "$(metric backend "$DOWN")"
 end
 
 begin "DENY still wins: a DELETE from web is refused without asking"

@@ -43,11 +43,13 @@ DRY_RUN="warden_policy_requests_total{$B,policy=\"api/dry-run-deny-order-writes\
 PEER_REFUSED="warden_peer_refusals_total{$B,reason=\"multiple_uri_sans\"}"
 FAIL_CLOSED="warden_fail_closed_total{$B,reason=\"direct_peer_unknown\"}"
 KEY_WAITS="warden_key_waits_total{$B}"
-COUNTED=("$DENY_DELETE" "$EXPIRED" "$AUDITED" "$DRY_RUN" "$PEER_REFUSED" "$FAIL_CLOSED" "$KEY_WAITS")
+AUTHORIZER="warden_authorizer_checks_total{$B,provider=\"playground-authz\",result=\"denied\"}"
+COUNTED=("$DENY_DELETE" "$EXPIRED" "$AUDITED" "$DRY_RUN" "$PEER_REFUSED" "$FAIL_CLOSED" "$KEY_WAITS" "$AUTHORIZER")
 
 # One wave of known traffic: 2 DELETEs the DENY policy refuses, 2 expired tokens, 1 AUDIT
 # match, 1 dry-run would-deny, 1 certificate with two URI SANs, 1 ipBlocks rule that fails
-# closed (no network filter on that port), 1 token whose kid makes the request wait for keys.
+# closed (no network filter on that port), 1 token whose kid makes the request wait for keys,
+# 1 CUSTOM check the external authorizer denies.
 "$WARDEN" token keygen --alg RS256 --out "$WORK/prometheus-stray.pem" 2>/dev/null
 wave() {
   http -X DELETE "$F2B/public/prometheus?$TAG"
@@ -60,6 +62,7 @@ wave() {
   mtls frontend "$BACKEND_ISTIO_NO_HANDOVER_PORT" "/ops/status?$TAG"
   http -H "Authorization: Bearer $(local_token --key "$WORK/prometheus-stray.pem" --kid="prometheus-$RANDOM$RANDOM")" \
     "$F2B/api/orders?$TAG"
+  http -H "Authorization: Bearer $(mint 'scope=ext')" -H 'x-authz: deny' "$F2B/ext/prometheus?$TAG"
 }
 
 begin "Prometheus scrapes every sidecar (targets up, with namespace and workload labels)"
@@ -146,7 +149,7 @@ begin "no label carries request data: Warden's series are bounded by policies, r
 labels="$(curl -s --max-time 10 -G --data-urlencode 'match[]={__name__=~"warden_.+"}' "$PROM/api/v1/series")"
 [[ "$labels" != *"$TAG"* && "$labels" != *"prometheus-"[0-9]* ]] || fail "a label value carries request data"
 names="$(jq -r '[.data[] | del(.__name__, .instance, .job, .namespace, .workload) | keys[]] | unique | join(",")' <<<"$labels")"
-expect_equal "label names of Warden's series" "decision,effect,issuer,outcome,plugin,policy,reason,result,status" "$names"
+expect_equal "label names of Warden's series" "decision,effect,issuer,outcome,plugin,policy,provider,reason,result,status" "$names"
 end
 
 [ -z "$PROM_STARTED" ] || "$E2E_DIR/mesh.sh" observe-stop >/dev/null

@@ -451,25 +451,28 @@ impl Enforcer {
 
     /// The verdict once the authorizer of `allow.ask` answered (`None`: the call failed or
     /// timed out): its denial, or `allow` with the headers it hands upstream.
+    ///
+    /// Also says how the authorizer answered, for `warden_authorizer_checks_total`: `allowed`,
+    /// `denied`, `error` or `failed_open`.
     pub fn answered(
         &self,
         mut allow: Allow,
         response: Option<&authorizer::Response>,
         request: &Request<'_>,
-    ) -> Verdict {
-        let Some(ask) = allow.ask.take() else { return Verdict::Allow(allow) };
+    ) -> (Verdict, &'static str) {
+        let Some(ask) = allow.ask.take() else { return (Verdict::Allow(allow), "allowed") };
         let provider = match self.providers.get(&ask.provider).map(|p| &p.kind) {
             Some(authorizer::Kind::Http(provider)) => provider,
             // Providers never change under a compiled configuration; refuse if it did.
-            _ => return Verdict::Deny(self.custom_denial(&ask, allow, None, request)),
+            _ => return (Verdict::Deny(self.custom_denial(&ask, allow, None, request)), "error"),
         };
         match provider.answer(response) {
-            authorizer::Answer::Allow { upstream, .. } => {
+            authorizer::Answer::Allow { upstream, failed_open } => {
                 for (name, value) in upstream {
                     allow.headers.set.retain(|(n, _)| *n != name);
                     allow.headers.set.push((name, value));
                 }
-                Verdict::Allow(allow)
+                (Verdict::Allow(allow), if failed_open { "failed_open" } else { "allowed" })
             }
             authorizer::Answer::Deny { status, body, headers, error } => {
                 let reply = Reply { body, headers };
@@ -481,7 +484,7 @@ impl Enforcer {
                     }
                     deny.details = format!("ext_authz_error[{}]", self.authz.rule_id(ask.rule));
                 }
-                Verdict::Deny(deny)
+                (Verdict::Deny(deny), if error { "error" } else { "denied" })
             }
         }
     }

@@ -761,6 +761,7 @@ fn custom_rules_ask_their_authorizer_after_authentication() {
         with_request("GET", "/api/orders", &[], Some(FRONTEND), Observed::Unknown, |request| {
             e.answered(allow.clone(), response.as_ref(), request)
         })
+        .0
     };
     let response = |status: u16| authorizer::Response {
         status: Some(status),
@@ -798,6 +799,16 @@ fn custom_rules_ask_their_authorizer_after_authentication() {
     assert_eq!((failed.status, failed.details.starts_with("ext_authz_error")), (403, true));
     let Verdict::Deny(failed) = answered(&allow, Some(response(503))) else { panic!() };
     assert!(matches!(failed.cause, Cause::Custom { error: true, .. }));
+    // What warden_authorizer_checks_total counts.
+    let result = |response: Option<authorizer::Response>| {
+        with_request("GET", "/api/orders", &[], Some(FRONTEND), Observed::Unknown, |request| {
+            e.answered(allow.clone(), response.as_ref(), request).1
+        })
+    };
+    assert_eq!(
+        [result(Some(response(200))), result(Some(response(429))), result(None)],
+        ["allowed", "denied", "error"]
+    );
 
     // The claim does not match: the authorizer is not asked.
     let verdict = check(&e, "GET", "/api/orders", &[("authorization", &other)], Some(FRONTEND));

@@ -103,6 +103,15 @@ impl Metrics {
         self.bump(format!("warden_fail_closed_total;.reason=.={reason};.;"));
     }
 
+    /// `warden_authorizer_checks_total{provider, result}`: a CUSTOM rule's external authorizer
+    /// answered `allowed` or `denied`, failed (`error`: unreachable, timed out, 5xx), or failed
+    /// and `failOpen` let the request through (`failed_open`).
+    pub fn authorizer_check(&self, provider: &str, result: &str) {
+        self.bump(format!(
+            "warden_authorizer_checks_total;.provider=.={provider};.;result=.={result};.;"
+        ));
+    }
+
     /// A request waited for keys (`outcome`: `resumed`, `timed_out`), or could not
     /// (`refused_count`, `refused_bytes`: the waiting room is full).
     pub fn key_wait(&self, outcome: &str) {

@@ -260,8 +260,11 @@ impl Worker {
     /// did not answer).
     fn answer(&self, data: &RequestData, allow: Allow, response: Option<&Response>) -> Action {
         let peer_identity = self.enforcer.peer_identity();
+        let provider = allow.ask.as_ref().map(|ask| ask.provider.clone()).unwrap_or_default();
         let action = data.with_request(peer_identity, |request| {
-            match self.enforcer.answered(allow, response, request) {
+            let (verdict, result) = self.enforcer.answered(allow, response, request);
+            self.metrics.authorizer_check(&provider, result);
+            match verdict {
                 verdict @ Verdict::Allow(_) => self.forward(request, &verdict),
                 verdict => {
                     self.deny(request, &verdict);
