@@ -62,6 +62,18 @@ expect_equal "$ERRORS" "$((errors_before + 2))" "$(metric backend "$ERRORS")"
 expect_equal "$DOWN" "$((down_before + 1))" "$(metric backend "$DOWN")"
 end
 
+begin "a request that first waited for its issuer's new key, then asked the authorizer (sent once the keys came)"
+RESUMED='warden_key_waits_total{outcome="resumed"}'
+# Past minRefetchInterval (2 s) since any fetch, so an unknown kid waits for a refetch.
+sleep 2.5
+curl -s -X POST "$ISSUER_URL/rotate" >/dev/null
+resumed_before="$(metric backend "$RESUMED")"
+http -H "Authorization: Bearer $(mint 'sub=after-rotation&scope=ext')" "$F2B/ext/orders?$TAG"
+expect_status 200
+expect_echo_header_contains x-authz-checked "principal=$ISSUER/after-rotation"
+expect_at_least "$RESUMED" "$((resumed_before + 1))" "$(metric backend "$RESUMED")"
+end
+
 begin "DENY still wins: a DELETE from web is refused without asking"
 http -X DELETE -H "Authorization: Bearer $(mint 'scope=ext')" "$F2B/ext/orders?$TAG"
 expect_status 403
