@@ -102,7 +102,7 @@ for format in image artifact; do
   check
 
   # What compile pins, from the local module alone, is the digest the registry serves.
-  "$WARDEN" compile envoy/policies --format wasmplugin --wasm "oci://$REGISTRY/warden-$format:test" \
+  "$WARDEN" compile envoy/policies --settings envoy/settings.yaml --format wasmplugin --wasm "oci://$REGISTRY/warden-$format:test" \
     --module "$WASM" --image-format "$format" -o "$work/$format.wasmplugin.json" 2>/dev/null
   pinned=$(plugin_field "$work/$format.wasmplugin.json" sha256)
   [ "sha256:$pinned" = "$digest" ] || fail "$format: compile pins $pinned, the registry serves $digest"
@@ -113,7 +113,7 @@ for format in image artifact; do
 done
 
 # The pin for a file:// module is the module's own SHA-256 (Istio's HTTP and file fetchers).
-"$WARDEN" compile envoy/policies --format wasmplugin --module "$WASM" -o "$work/file.wasmplugin.json" 2>/dev/null
+"$WARDEN" compile envoy/policies --settings envoy/settings.yaml --format wasmplugin --module "$WASM" -o "$work/file.wasmplugin.json" 2>/dev/null
 pinned=$(plugin_field "$work/file.wasmplugin.json" sha256)
 [ "$pinned" = "$(sha256sum < "$WASM" | cut -d' ' -f1)" ] || fail "file://: compile pins $pinned"
 check
