@@ -414,17 +414,6 @@ fn decide(enforcer: &Enforcer, record: &Record) -> Result<Outcome, String> {
         }),
         (None, false) => Observed::Absent,
     };
-    // The module refuses a certificate with several URI SANs where the policies read the peer.
-    if let Observed::Known(peer) = &peer {
-        if enforcer.needs().peer && peer.uri_sans.len() > 1 {
-            return Ok(Outcome {
-                allowed: false,
-                reason: "peer_multiple_uri_sans".into(),
-                policy: None,
-                rule: None,
-            });
-        }
-    }
     let request = OwnedRequest {
         method: record.method.clone().into_bytes(),
         path: record.path.clone().into_bytes(),
@@ -444,8 +433,16 @@ fn decide(enforcer: &Enforcer, record: &Record) -> Result<Outcome, String> {
         destination_port: attributes.port,
         sni: attributes.sni.clone().map(String::into_bytes),
     };
-    let decision = request.with(|r| enforcer.authz().decide(r, identity.as_ref()));
-    Ok(outcome(enforcer, &decision))
+    request.with(|r| match enforcer.refuse_peer(r) {
+        // The module's own refusal of a doubtful certificate, before any policy.
+        Some(refusal) => Ok(Outcome {
+            allowed: false,
+            reason: refusal.audit_label().into(),
+            policy: None,
+            rule: None,
+        }),
+        None => Ok(outcome(enforcer, &enforcer.authz().decide(r, identity.as_ref()))),
+    })
 }
 
 fn outcome(enforcer: &Enforcer, decision: &Decision) -> Outcome {

@@ -214,7 +214,8 @@ pub fn record(
     request: &Request<'_>,
     with_attributes: bool,
 ) -> Option<String> {
-    let (decision, reason, status, authz, identity) = match verdict {
+    // `custom`: the CUSTOM rule whose external authorizer refused, which decided.
+    let (decision, reason, status, authz, identity, custom) = match verdict {
         Verdict::Wait { .. } => return None,
         Verdict::Allow(allow) => (
             "allowed",
@@ -222,6 +223,7 @@ pub fn record(
             None,
             Some(&allow.decision),
             allow.identity.as_deref(),
+            None,
         ),
         Verdict::Deny(deny) => match &deny.cause {
             Cause::Unauthorized(decision) => (
@@ -230,29 +232,23 @@ pub fn record(
                 Some(deny.status),
                 Some(decision),
                 deny.identity.as_deref(),
+                None,
             ),
             Cause::Peer(refusal) => {
-                ("denied", refusal.audit_label(), Some(deny.status), None, None)
+                ("denied", refusal.audit_label(), Some(deny.status), None, None, None)
             }
             Cause::Unauthenticated(failure) => {
-                ("unauthenticated", failure.reason().label(), Some(deny.status), None, None)
+                ("unauthenticated", failure.reason().label(), Some(deny.status), None, None, None)
             }
-            Cause::Custom { error, decision, .. } => (
+            Cause::Custom { rule, error, decision } => (
                 "denied",
                 if *error { "custom_error" } else { "custom_denied" },
                 Some(deny.status),
                 Some(decision),
                 deny.identity.as_deref(),
+                Some(*rule),
             ),
         },
-    };
-    // The external authorizer's CUSTOM rule decided, when it refused.
-    let custom = match verdict {
-        Verdict::Deny(deny) => match &deny.cause {
-            Cause::Custom { rule, .. } => Some(*rule),
-            _ => None,
-        },
-        _ => None,
     };
     let deciding = custom.or_else(|| {
         authz.and_then(|d| match d.reason {

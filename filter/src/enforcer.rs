@@ -512,8 +512,9 @@ impl Enforcer {
         }
     }
 
-    /// A peer identity refused whatever the policies say, when the policies read it.
-    fn refuse_peer(&self, request: &Request<'_>) -> Option<PeerRefusal> {
+    /// A peer identity refused whatever the policies say, when the policies read it (also
+    /// what `warden replay` applies to recorded peers).
+    pub fn refuse_peer(&self, request: &Request<'_>) -> Option<PeerRefusal> {
         match request.connection.peer {
             Observed::Known(peer) if self.decides_on_peer && peer.uri_sans.len() > 1 => {
                 Some(PeerRefusal::MultipleUriSans)
