@@ -1,6 +1,6 @@
 //! `warden check`: every error and every suspicious policy in a set of files, for people and CI.
 //!
-//! The JSON report (`--output json`) is versioned; its shape is documented in the command's
+//! The JSON report (`--format json`) is versioned; its shape is documented in the command's
 //! `--help` ([`JSON_HELP`]) and pinned by the integration tests.
 
 use serde_json::{json, Value};
@@ -10,9 +10,9 @@ use crate::analysis::{Analysis, Diagnostic, Severity};
 use crate::k8s::Origin;
 use crate::style::{paint, severity, DIM, EMPHASIS};
 
-/// The `--output json` shape, for `--help`.
+/// The `--format json` shape, for `--help`.
 pub const JSON_HELP: &str = "\
-JSON output (--output json), version 1; fields are never removed or renamed within a version:
+JSON output (--format json), version 1; fields are never removed or renamed within a version:
   {
     \"version\": 1,
     \"ok\": bool,                      same as exit status 0

@@ -32,9 +32,9 @@ use warden::request::{Identity, Observed, OwnedRequest, Peer, Request};
 use crate::analysis::Analysis;
 use crate::style::{paint, BAD, DIM, EMPHASIS, GOOD, NOTE, WARN};
 
-/// The `--output json` shape, for `--help`.
+/// The `--format json` shape, for `--help`.
 pub const JSON_HELP: &str = "\
-JSON output (--output json), version 1; fields are never removed or renamed within a version:
+JSON output (--format json), version 1; fields are never removed or renamed within a version:
   {
     \"version\": 1,
     \"workload\": {\"namespace\", \"name\": string | null, \"labels\": {..}},
@@ -120,6 +120,30 @@ impl std::fmt::Display for WorkloadArg {
     }
 }
 
+/// One `--header NAME:VALUE`: the name lower-cased as Envoy's header map holds it, the value
+/// without the spaces after the colon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderArg {
+    /// Lower-case.
+    pub name: String,
+    /// As given, but for leading spaces.
+    pub value: String,
+}
+
+impl std::str::FromStr for HeaderArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once(':') {
+            Some((name, value)) if !name.trim().is_empty() => Ok(HeaderArg {
+                name: name.trim().to_ascii_lowercase(),
+                value: value.trim_start().to_string(),
+            }),
+            _ => Err(format!("{text:?}: expected NAME:VALUE")),
+        }
+    }
+}
+
 /// The request, as flags give it.
 #[derive(Debug, Clone, Default)]
 pub struct RequestArgs {
@@ -129,8 +153,8 @@ pub struct RequestArgs {
     pub path: String,
     /// `:authority`.
     pub host: Option<String>,
-    /// `name: value` headers.
-    pub headers: Vec<String>,
+    /// Request headers, in order.
+    pub headers: Vec<HeaderArg>,
     /// The peer's SPIFFE ID, or `namespace/serviceaccount`.
     pub peer: Option<String>,
     /// `source.ip`.
@@ -183,19 +207,13 @@ impl ExplainedRequest {
     fn new(args: &RequestArgs, trust_domain: &str) -> Result<ExplainedRequest> {
         let mut host = args.host.clone();
         let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for header in &args.headers {
-            let Some((name, value)) = header.split_once(':').filter(|(n, _)| !n.trim().is_empty())
-            else {
-                bail!("--header {header:?}: expected NAME:VALUE");
-            };
-            let name = name.trim().to_ascii_lowercase();
-            let value = value.trim_start().to_string();
+        for HeaderArg { name, value } in &args.headers {
             // Envoy turns HTTP/1's Host into :authority.
             if name == "host" || name == ":authority" {
-                host.get_or_insert(value);
+                host.get_or_insert(value.clone());
                 continue;
             }
-            headers.push((name.into_bytes(), value.into_bytes()));
+            headers.push((name.clone().into_bytes(), value.clone().into_bytes()));
         }
         let peer = args.peer.as_deref().map(|peer| spiffe_id(peer, trust_domain)).transpose()?;
         let host = host.unwrap_or_default();
@@ -773,8 +791,7 @@ impl Report {
                          "labels": self.workload.workload.labels},
             "request": {
                 "method": request.method, "path": request.path, "host": request.host,
-                "headers": request.headers.iter().filter_map(|h| h.split_once(':'))
-                    .map(|(n, v)| json!([n.trim().to_ascii_lowercase(), v.trim_start()])).collect::<Vec<_>>(),
+                "headers": request.headers.iter().map(|h| json!([h.name, h.value])).collect::<Vec<_>>(),
                 "peer": request.peer, "sourceIp": ip(request.source_ip),
                 "remoteIp": ip(request.remote_ip.or(request.source_ip)),
                 "destinationIp": ip(request.destination_ip), "port": request.port, "sni": request.sni,
@@ -849,7 +866,7 @@ impl Report {
         }
         line(format!("{}  {request}", paint(EMPHASIS, "Request")));
         for header in &r.headers {
-            line(format!("         {}", paint(DIM, header)));
+            line(format!("         {}", paint(DIM, format!("{}: {}", header.name, header.value))));
         }
 
         line(String::new());

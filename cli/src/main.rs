@@ -22,7 +22,7 @@ mod replay;
 mod style;
 mod token;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -63,9 +63,9 @@ enum ColorWhen {
     Never,
 }
 
-/// How `check` and `explain` report.
+/// How `check`, `explain` and `replay` report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OutputFormat {
+enum ReportFormat {
     /// For people (colored on a terminal).
     Human,
     /// For machines: a stable, versioned JSON document (see the end of `--help`).
@@ -136,8 +136,11 @@ struct CheckArgs {
     #[arg(long)]
     strict: bool,
     /// How to report.
-    #[arg(short, long, value_enum, default_value = "human")]
-    output: OutputFormat,
+    #[arg(long, value_enum, default_value = "human")]
+    format: ReportFormat,
+    /// Write the report here (atomically) instead of standard output; never styled.
+    #[arg(short, long, value_name = "FILE", value_parser = output_file)]
+    output: Option<PathBuf>,
     /// Plugin settings (YAML or JSON): `rootNamespace`, `trustDomain`, … (as for compile).
     #[arg(long, value_name = "FILE")]
     settings: Option<PathBuf>,
@@ -166,7 +169,7 @@ struct ExplainArgs {
     host: Option<String>,
     /// A request header `NAME:VALUE`; repeat for several (or for a repeated header).
     #[arg(short = 'H', long = "header", value_name = "NAME:VALUE")]
-    headers: Vec<String>,
+    headers: Vec<explain::HeaderArg>,
     /// The peer's mTLS identity: a SPIFFE ID (`spiffe://cluster.local/ns/web/sa/frontend`) or
     /// `NAMESPACE/SERVICEACCOUNT` in the mesh's trust domain. Without it, the request is
     /// plaintext.
@@ -207,8 +210,11 @@ struct ExplainArgs {
     #[command(flatten)]
     read: ReadOptions,
     /// How to report.
-    #[arg(short, long, value_enum, default_value = "human")]
-    output: OutputFormat,
+    #[arg(long, value_enum, default_value = "human")]
+    format: ReportFormat,
+    /// Write the report here (atomically) instead of standard output; never styled.
+    #[arg(short, long, value_name = "FILE", value_parser = output_file)]
+    output: Option<PathBuf>,
     /// Exit 1 unless the request is allowed (or denied): policy tests in CI.
     #[arg(long, value_enum)]
     expect: Option<Expectation>,
@@ -247,8 +253,11 @@ struct ReplayArgs {
     #[command(flatten)]
     read: ReadOptions,
     /// How to report.
-    #[arg(short, long, value_enum, default_value = "human")]
-    output: OutputFormat,
+    #[arg(long, value_enum, default_value = "human")]
+    format: ReportFormat,
+    /// Write the report here (atomically) instead of standard output; never styled.
+    #[arg(short, long, value_name = "FILE", value_parser = output_file)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -261,7 +270,7 @@ struct CompileArgs {
     format: Format,
     /// Write here (atomically: write a sibling, then rename) instead of standard output. A name
     /// ending in `.json` gets JSON instead of YAML.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", value_parser = output_file)]
     output: Option<PathBuf>,
     /// Plugin settings (YAML or JSON): every plugin configuration field but `policies`, e.g.
     /// `rootNamespace`, `trustDomain`, `jwks`.
@@ -345,7 +354,7 @@ struct PackageArgs {
     module: PathBuf,
     /// The OCI image layout directory to write; push it with
     /// `skopeo copy oci:DIR:TAG docker://REGISTRY/REPOSITORY:TAG`.
-    #[arg(short, long, value_name = "DIR")]
+    #[arg(short, long, value_name = "DIR", value_parser = output_file)]
     output: PathBuf,
     /// The image's form: both are pulled by Istio; `image` by every registry and tool.
     #[arg(long, value_enum, default_value = "image")]
@@ -398,23 +407,23 @@ struct MintArgs {
     aud: Vec<String>,
     /// `exp`: Unix seconds, or relative to now (`+1h`, `-5m`). Default: now + --ttl.
     #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["ttl", "no_exp"])]
-    exp: Option<String>,
+    exp: Option<token::TimeArg>,
     /// Lifetime (`exp` = now + TTL); negative for an already expired token (`-2m`).
     #[arg(long, allow_hyphen_values = true, default_value = "1h", conflicts_with = "no_exp")]
-    ttl: String,
+    ttl: token::SignedDuration,
     /// Mint a token without `exp` (which Warden refuses).
     #[arg(long)]
     no_exp: bool,
     /// `nbf`: Unix seconds, or relative to now (`+10m`).
     #[arg(long, allow_hyphen_values = true)]
-    nbf: Option<String>,
+    nbf: Option<token::TimeArg>,
     /// `iat`: Unix seconds, or relative to now. Default: now.
     #[arg(long, allow_hyphen_values = true)]
-    iat: Option<String>,
+    iat: Option<token::TimeArg>,
     /// Another claim, `NAME=VALUE`; VALUE is JSON if it parses (`true`, `5`, `["a","b"]`),
     /// else a string. Repeatable.
-    #[arg(long, value_name = "NAME=VALUE")]
-    claim: Vec<String>,
+    #[arg(long, value_name = "NAME=VALUE", value_parser = token::parse_claim)]
+    claim: Vec<(String, Value)>,
     /// Claims as a JSON object (or `@FILE`), applied last: overrides any claim above, with any
     /// type (`{"exp": "soon"}`).
     #[arg(long, value_name = "JSON")]
@@ -444,9 +453,9 @@ struct KeygenArgs {
     /// The algorithm the key is for.
     #[arg(long)]
     alg: Algorithm,
-    /// Write the key here (mode 0600); default standard output.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
+    /// Write the key here (atomically, mode 0600); default standard output.
+    #[arg(short, long, visible_alias = "out", value_name = "FILE", value_parser = output_file)]
+    output: Option<PathBuf>,
     /// RSA modulus size.
     #[arg(long, default_value_t = token::DEFAULT_RSA_BITS)]
     bits: usize,
@@ -466,15 +475,15 @@ enum PlaygroundCommand {
 #[derive(Debug, Args)]
 struct AuthzArgs {
     /// Address to listen on.
-    #[arg(long)]
-    listen: String,
+    #[arg(long, value_name = "IP:PORT")]
+    listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
 struct IssuerArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:18090")]
-    listen: String,
+    #[arg(long, default_value = "127.0.0.1:18090", value_name = "IP:PORT")]
+    listen: SocketAddr,
     /// Directory where the keys persist.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
@@ -495,8 +504,8 @@ struct IssuerArgs {
 #[derive(Debug, Args)]
 struct EchoArgs {
     /// Address to listen on.
-    #[arg(long)]
-    listen: String,
+    #[arg(long, value_name = "IP:PORT")]
+    listen: SocketAddr,
     /// The `service` field of every answer, to tell the workloads apart.
     #[arg(long, default_value = "echo")]
     name: String,
@@ -548,15 +557,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             run_keygen(args).map(done)
         }
         Command::Playground(PlaygroundCommand::Echo(args)) => {
-            playground::echo::run(&args.listen, &args.name).map(done)
+            playground::echo::run(args.listen, &args.name).map(done)
         }
         Command::Playground(PlaygroundCommand::Authz(args)) => {
-            playground::authz::run(&args.listen).map(done)
+            playground::authz::run(args.listen).map(done)
         }
         Command::Playground(PlaygroundCommand::Issuer(args)) => {
             let issuer = args.issuer.unwrap_or_else(|| format!("http://{}", args.listen));
             playground::issuer::run(
-                &args.listen,
+                args.listen,
                 playground::issuer::IssuerConfig {
                     issuer,
                     state_dir: args.state,
@@ -602,19 +611,51 @@ fn report_errors(analysis: &analysis::Analysis, command: &str) -> Result<bool> {
 fn run_check(args: CheckArgs) -> Result<ExitCode> {
     let mut analysis = analyze(&args.files, args.settings.as_ref(), &args.namespace)?;
     analysis.lint();
-    match args.output {
-        OutputFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&check::json(&analysis, args.strict))?;
-            text.push('\n');
-            output::emit(None, text.as_bytes())?;
-        }
-        OutputFormat::Human => style::print(&check::human(&analysis, args.strict, args.verbose))?,
-    }
+    write_report(
+        args.output.as_deref(),
+        args.format,
+        || check::human(&analysis, args.strict, args.verbose),
+        || serde_json::to_string_pretty(&check::json(&analysis, args.strict)),
+    )?;
     Ok(if check::passed(&analysis, args.strict) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FINDINGS)
     })
+}
+
+/// Writes a report: to standard output, styled where styles are wanted, or to `output`
+/// (atomically, never styled).
+fn write_report(
+    output: Option<&Path>,
+    format: ReportFormat,
+    human: impl FnOnce() -> String,
+    json: impl FnOnce() -> serde_json::Result<String>,
+) -> Result<()> {
+    let text = match format {
+        ReportFormat::Human => human(),
+        ReportFormat::Json => json()? + "\n",
+    };
+    match output {
+        Some(path) if path.as_os_str() != "-" => output::write_atomically(
+            path,
+            anstream::adapter::strip_str(&text).to_string().as_bytes(),
+            None,
+        ),
+        _ => Ok(style::print(&text)?),
+    }
+}
+
+/// `-o/--output` names a file (or a directory) for every command; `--format` chooses the
+/// form. A bare format name is refused, since `-o json` once chose JSON in `check` and
+/// `explain`, and would now silently write a file named `json`.
+fn output_file(text: &str) -> Result<PathBuf, String> {
+    if ["json", "human", "yaml"].contains(&text) {
+        return Err(format!(
+            "-o/--output names the file to write; for the report's form use --format {text}"
+        ));
+    }
+    Ok(PathBuf::from(text))
 }
 
 /// A flag's value, or with `@FILE` the file's content.
@@ -648,10 +689,12 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         expect: args.expect,
         examples: args.examples,
     })?;
-    match args.output {
-        OutputFormat::Human => style::print(&report.human())?,
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.json())?),
-    }
+    write_report(
+        args.output.as_deref(),
+        args.format,
+        || report.human(),
+        || serde_json::to_string_pretty(&report.json()),
+    )?;
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FINDINGS) })
 }
 
@@ -704,14 +747,12 @@ fn run_explain(args: ExplainArgs) -> Result<ExitCode> {
         jwks,
         now,
     })?;
-    match args.output {
-        OutputFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&report.json())?;
-            text.push('\n');
-            output::emit(None, text.as_bytes())?;
-        }
-        OutputFormat::Human => style::print(&report.human())?,
-    }
+    write_report(
+        args.output.as_deref(),
+        args.format,
+        || report.human(),
+        || serde_json::to_string_pretty(&report.json()),
+    )?;
     let expected = match args.expect {
         None => true,
         Some(Expectation::Allow) => report.allowed(),
@@ -901,20 +942,14 @@ fn run_mint(args: MintArgs) -> Result<()> {
         key = key.with_kid(kid);
     }
     let now = token::now();
-    let issued_at = match &args.iat {
-        Some(text) => token::parse_time(text, now)?,
-        None => now,
-    };
-    let expires_at = match (&args.exp, args.no_exp) {
+    let issued_at = args.iat.map_or(now, |time| time.at(now));
+    let expires_at = match (args.exp, args.no_exp) {
         (_, true) => None,
-        (Some(text), false) => Some(token::parse_time(text, now)?),
-        (None, false) => Some(now.saturating_add(token::parse_signed_duration(&args.ttl)?)),
+        (Some(time), false) => Some(time.at(now)),
+        (None, false) => Some(now.saturating_add(args.ttl.0)),
     };
     let mut extra = Map::new();
-    for claim in &args.claim {
-        let (name, value) = token::parse_claim(claim)?;
-        extra.insert(name, value);
-    }
+    extra.extend(args.claim);
     if let Some(path) = &args.bind_cert {
         extra.insert("cnf".into(), token::certificate_binding(path)?);
     }
@@ -934,7 +969,7 @@ fn run_mint(args: MintArgs) -> Result<()> {
         subject: args.sub,
         audiences: args.aud,
         issued_at: Some(issued_at),
-        not_before: args.nbf.as_deref().map(|t| token::parse_time(t, now)).transpose()?,
+        not_before: args.nbf.map(|time| time.at(now)),
         expires_at,
         extra,
     };
@@ -969,7 +1004,7 @@ fn run_keygen(args: KeygenArgs) -> Result<()> {
     }
     let key = SigningKey::generate(args.alg, args.bits)?;
     let text = key.to_file_text()?;
-    match &args.out {
+    match &args.output {
         Some(path) => {
             output::write_atomically(path, text.as_bytes(), Some(0o600))?;
             eprintln!(
@@ -1003,7 +1038,7 @@ mod tests {
         match cli.command {
             Command::Token(TokenCommand { action: None, mint }) => {
                 assert_eq!(mint.sub.as_deref(), Some("alice"));
-                assert_eq!(mint.ttl, "-5m");
+                assert_eq!(mint.ttl, token::SignedDuration(-300));
             }
             other => panic!("{other:?}"),
         }

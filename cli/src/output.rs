@@ -10,39 +10,31 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// Writes `bytes` to `path` by writing a hidden sibling and renaming it over `path` (the same
-/// directory, so the rename is atomic). `mode` sets Unix permissions (keys use `0o600`).
+/// Writes `bytes` to `path` through a temporary sibling (`tempfile`, removed if anything
+/// fails) renamed over `path`: the same directory, so the rename is atomic. `mode` sets Unix
+/// permissions (keys use `0o600`; otherwise `0o644` under the umask).
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("output");
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    // A temporary left by a crashed run would keep its old permissions: start afresh.
-    let _ = fs::remove_file(&temp);
-    let result = (|| -> Result<()> {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if let Some(mode) = mode {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(mode);
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut file =
-            options.open(&temp).with_context(|| format!("creating {}", temp.display()))?;
-        file.write_all(bytes).with_context(|| format!("writing {}", temp.display()))?;
-        file.sync_all().with_context(|| format!("writing {}", temp.display()))?;
-        fs::rename(&temp, path)
-            .with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".warden-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(fs::Permissions::from_mode(mode.unwrap_or(0o644)));
     }
-    result
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = builder
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    file.write_all(bytes).with_context(|| format!("writing {}", file.path().display()))?;
+    file.as_file().sync_all().with_context(|| format!("writing {}", file.path().display()))?;
+    file.persist(path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
 }
 
 /// Writes to `path`, or to standard output when `path` is `None` or `-`.

@@ -164,7 +164,7 @@ impl Report {
         self.not_replayable.is_empty() && self.flips.iter().all(|g| g.expected)
     }
 
-    /// The JSON form (`--output json`).
+    /// The JSON form (`--format json`).
     pub fn json(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Some(object) = value.as_object_mut() {

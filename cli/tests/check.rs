@@ -14,7 +14,7 @@ use serde_json::Value;
 
 fn json(args: &[&str]) -> (i32, Value) {
     let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
+    all.extend(["--format", "json"]);
     let (code, stdout, stderr) = warden(&all);
     let value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
     (code, value)
@@ -183,13 +183,13 @@ fn usage_and_io_problems_exit_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("no-such-file.yaml"), "{stderr}");
     assert_eq!(warden(&["check"]).0, 2);
-    assert_eq!(warden(&["check", "--output", "xml", "mesh"]).0, 2);
+    assert_eq!(warden(&["check", "--format", "xml", "mesh"]).0, 2);
 }
 
 #[test]
 fn standard_input_is_read_with_dash() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["check", "-o", "json", "-"])
+        .args(["check", "--format", "json", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

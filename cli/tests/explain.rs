@@ -102,7 +102,7 @@ struct Case {
 
 impl Case {
     fn args(&self) -> Vec<String> {
-        let mut args: Vec<String> = ["explain", "--policies", "mesh", "--output", "json", "--jwks"]
+        let mut args: Vec<String> = ["explain", "--policies", "mesh", "--format", "json", "--jwks"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -381,7 +381,7 @@ fn explanation_names_the_deciding_rule_and_every_field() {
             .args()
             .iter()
             .map(String::as_str)
-            .filter(|a| *a != "--output" && *a != "json")
+            .filter(|a| *a != "--format" && *a != "json")
             .collect::<Vec<_>>(),
     );
     assert!(
@@ -473,7 +473,7 @@ fn without_keys_the_signature_is_not_verified_and_said_so() {
         "/admin/x",
         "--token",
         &token,
-        "-o",
+        "--format",
         "json",
     ];
     let (code, stdout, stderr) = warden(&args);
@@ -507,7 +507,7 @@ fn without_keys_the_signature_is_not_verified_and_said_so() {
         BACKEND,
         "--token",
         &expired,
-        "-o",
+        "--format",
         "json",
     ]);
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -523,7 +523,7 @@ fn without_keys_the_signature_is_not_verified_and_said_so() {
         BACKEND,
         "--token",
         &audience,
-        "-o",
+        "--format",
         "json",
     ]);
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -571,7 +571,7 @@ fn inline_jwks_verifies_the_token() {
         "api",
         "--token",
         &good,
-        "-o",
+        "--format",
         "json",
     ]);
     assert_eq!(code, 0, "{stderr}");
@@ -591,13 +591,13 @@ fn inline_jwks_verifies_the_token() {
         "api",
         "--token",
         &forged,
-        "-o",
+        "--format",
         "json",
     ]);
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["decision"]["status"], 401, "{report}");
     let (_, stdout, _) =
-        warden(&["explain", "--policies", file, "--workload", "api", "-o", "json"]);
+        warden(&["explain", "--policies", file, "--workload", "api", "--format", "json"]);
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["authentication"]["result"], "anonymous");
     assert_eq!(report["decision"]["details"], "rbac_access_denied_matched_policy[none]");
@@ -616,7 +616,7 @@ fn claims_stand_for_a_verified_token_split_as_istio_splits_scope() {
         "/admin/x",
         "--claims",
         claims,
-        "-o",
+        "--format",
         "json",
     ];
     let (code, stdout, stderr) = warden(&args);
@@ -634,7 +634,7 @@ fn claims_stand_for_a_verified_token_split_as_istio_splits_scope() {
         "api",
         "--claims",
         claims,
-        "-o",
+        "--format",
         "json",
     ]);
     let report: Value = serde_json::from_str(&stdout).unwrap();

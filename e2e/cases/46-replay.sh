@@ -29,7 +29,7 @@ replay_records() {
 # REPLAY_RC.
 replay() {
   REPLAY_OUT="$("$WARDEN" replay --log "$REPLAY_LOG" --workload api,app=backend \
-    --settings "$E2E_DIR/../envoy/settings.yaml" --output json "$@" 2>"$WORK/replay.err")"
+    --settings "$E2E_DIR/../envoy/settings.yaml" --format json "$@" 2>"$WORK/replay.err")"
   REPLAY_RC=$?
 }
 

@@ -49,7 +49,7 @@ pub fn decide(request: &Request) -> Response {
 }
 
 /// Serves forever on `listen`.
-pub fn run(listen: &str) -> Result<()> {
+pub fn run(listen: std::net::SocketAddr) -> Result<()> {
     let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     eprintln!("warden authz listening on {}", listener.local_addr()?);
     let handler: http::Handler = Arc::new(|request: &Request| Reply::Respond(decide(request)));

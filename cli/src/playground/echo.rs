@@ -37,7 +37,7 @@ pub fn describe(service: &str, request: &Request) -> Value {
 }
 
 /// Serves forever on `listen`, answering every request with [`describe`].
-pub fn run(listen: &str, service: &str) -> Result<()> {
+pub fn run(listen: std::net::SocketAddr, service: &str) -> Result<()> {
     let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     eprintln!("warden echo {service:?} listening on {}", listener.local_addr()?);
     let service = service.to_string();

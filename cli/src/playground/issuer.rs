@@ -331,8 +331,8 @@ impl Issuer {
                     claims.extra.insert("scope".into(), Value::String(value));
                 }
                 "iss" => claims.issuer = (!value.is_empty()).then_some(value),
-                "ttl" => ttl = token::parse_signed_duration(&value)?,
-                "nbf" => claims.not_before = Some(token::parse_time(&value, now)?),
+                "ttl" => ttl = value.parse::<token::SignedDuration>()?.0,
+                "nbf" => claims.not_before = Some(value.parse::<token::TimeArg>()?.at(now)),
                 "alg" => alg = value.parse().map_err(BadRequest)?,
                 "kid" => kid = Some(value),
                 "no_exp" => no_exp = value != "0",
@@ -452,7 +452,7 @@ impl Issuer {
 }
 
 /// Serves forever on `listen`.
-pub fn run(listen: &str, config: IssuerConfig) -> Result<()> {
+pub fn run(listen: std::net::SocketAddr, config: IssuerConfig) -> Result<()> {
     let issuer = Arc::new(Issuer::open(config)?);
     let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     eprintln!("warden issuer {:?} listening on {}", issuer.config.issuer, listener.local_addr()?);
@@ -473,7 +473,7 @@ mod tests {
             issuer: "http://issuer.test:1234".into(),
             state_dir: dir.clone(),
             // EC keys: RSA generation is slow in debug test builds.
-            default_alg: Algorithm::ES256,
+            default_alg: Algorithm::Es256,
             default_audiences: vec!["backend".into()],
             rsa_bits: 2048,
         };
@@ -619,7 +619,7 @@ mod tests {
         let again = Issuer::open(IssuerConfig {
             issuer: "http://issuer.test:1234".into(),
             state_dir: dir.clone(),
-            default_alg: Algorithm::ES256,
+            default_alg: Algorithm::Es256,
             default_audiences: vec![],
             rsa_bits: 2048,
         })

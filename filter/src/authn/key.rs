@@ -80,6 +80,24 @@ impl Algorithm {
         Algorithm::ALL.into_iter().find(|alg| alg.name() == name)
     }
 
+    /// Whether the key is a shared secret (HMAC), which an issuer must never publish.
+    pub fn is_symmetric(self) -> bool {
+        matches!(self, Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512)
+    }
+
+    /// Whether the key is an RSA key (PKCS#1 v1.5 or PSS).
+    pub fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Rs256
+                | Algorithm::Rs384
+                | Algorithm::Rs512
+                | Algorithm::Ps256
+                | Algorithm::Ps384
+                | Algorithm::Ps512
+        )
+    }
+
     /// The hash output length in bytes (the HMAC tag length, the minimum HMAC key length).
     pub(crate) fn hash_len(self) -> usize {
         match self {
@@ -97,6 +115,18 @@ impl Algorithm {
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+
+    /// The exact JOSE spelling, as in a token's header: `rs256` is not RS256.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Algorithm::from_name(text).ok_or_else(|| {
+            let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+            format!("unknown algorithm {text:?}: expected one of {}", names.join(", "))
+        })
     }
 }
 
