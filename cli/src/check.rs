@@ -3,7 +3,7 @@
 //! The JSON report (`--format json`) is versioned; its shape is documented in the command's
 //! `--help` ([`JSON_HELP`]) and pinned by the integration tests.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 use warden::config::{KIND_AUTHORIZATION_POLICY, KIND_REQUEST_AUTHENTICATION};
 
 use crate::analysis::{Analysis, Diagnostic, Severity};
@@ -142,63 +142,106 @@ pub fn human(analysis: &Analysis, strict: bool, verbose: bool) -> String {
     out
 }
 
-fn origin_fields(origin: Option<&Origin>) -> [(&'static str, Value); 4] {
-    [
-        ("file", origin.map_or(Value::Null, |o| json!(o.path.display().to_string()))),
-        ("document", origin.map_or(Value::Null, |o| json!(o.document))),
-        ("item", origin.and_then(|o| o.item).map_or(Value::Null, |i| json!(i))),
-        ("line", origin.filter(|o| o.line > 0).map_or(Value::Null, |o| json!(o.line))),
-    ]
+/// Where a document is, in the JSON report.
+#[derive(Debug, Default, Serialize)]
+struct Place {
+    file: Option<String>,
+    document: Option<usize>,
+    item: Option<usize>,
+    line: Option<usize>,
+}
+
+impl Place {
+    fn of(origin: Option<&Origin>) -> Place {
+        Place {
+            file: origin.map(|o| o.path.display().to_string()),
+            document: origin.map(|o| o.document),
+            item: origin.and_then(|o| o.item),
+            line: origin.filter(|o| o.line > 0).map(|o| o.line),
+        }
+    }
 }
 
 /// The JSON report (see [`JSON_HELP`]).
-pub fn json(analysis: &Analysis, strict: bool) -> Value {
-    let diagnostics: Vec<Value> = analysis
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    version: u32,
+    ok: bool,
+    summary: Summary,
+    diagnostics: Vec<DiagnosticReport<'a>>,
+    skipped: Vec<Skipped<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    files: usize,
+    documents: usize,
+    authorization_policies: usize,
+    request_authentications: usize,
+    skipped: usize,
+    errors: usize,
+    warnings: usize,
+    notes: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct DiagnosticReport<'a> {
+    severity: &'static str,
+    code: &'a str,
+    #[serde(flatten)]
+    place: Place,
+    kind: Option<&'a str>,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+    rule: Option<usize>,
+    field: &'a str,
+    message: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Skipped<'a> {
+    #[serde(flatten)]
+    place: Place,
+    kind: &'a str,
+}
+
+/// The JSON report (see [`JSON_HELP`]).
+pub fn json(analysis: &Analysis, strict: bool) -> Report<'_> {
+    let diagnostics = analysis
         .diagnostics
         .iter()
-        .map(|d| {
-            let mut object = serde_json::Map::new();
-            object.insert("severity".into(), json!(d.severity.name()));
-            object.insert("code".into(), json!(d.code));
-            for (key, value) in origin_fields(d.origin.as_ref()) {
-                object.insert(key.into(), value);
-            }
-            let part = |f: fn(&warden::config::ObjectRef) -> &String| {
-                d.object.as_ref().map_or(Value::Null, |o| json!(f(o)))
-            };
-            object.insert("kind".into(), part(|o| &o.kind));
-            object.insert("namespace".into(), part(|o| &o.namespace));
-            object.insert("name".into(), part(|o| &o.name));
-            object.insert("rule".into(), d.rule().map_or(Value::Null, |r| json!(r)));
-            object.insert("field".into(), json!(d.field));
-            object.insert("message".into(), json!(d.message));
-            Value::Object(object)
+        .map(|d| DiagnosticReport {
+            severity: d.severity.name(),
+            code: &d.code,
+            place: Place::of(d.origin.as_ref()),
+            kind: d.object.as_ref().map(|o| o.kind.as_str()),
+            namespace: d.object.as_ref().map(|o| o.namespace.as_str()),
+            name: d.object.as_ref().map(|o| o.name.as_str()),
+            rule: d.rule(),
+            field: &d.field,
+            message: &d.message,
         })
         .collect();
-    let skipped: Vec<Value> = analysis
+    let skipped = analysis
         .skipped
         .iter()
-        .map(|(origin, what)| {
-            let mut object: serde_json::Map<String, Value> =
-                origin_fields(Some(origin)).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            object.insert("kind".into(), json!(what));
-            Value::Object(object)
-        })
+        .map(|(origin, what)| Skipped { place: Place::of(Some(origin)), kind: what })
         .collect();
-    json!({
-        "version": 1,
-        "ok": passed(analysis, strict),
-        "summary": {
-            "files": analysis.files,
-            "documents": analysis.documents,
-            "authorizationPolicies": count_kind(analysis, KIND_AUTHORIZATION_POLICY),
-            "requestAuthentications": count_kind(analysis, KIND_REQUEST_AUTHENTICATION),
-            "skipped": analysis.skipped.len(),
-            "errors": analysis.count(Severity::Error),
-            "warnings": analysis.count(Severity::Warning),
-            "notes": analysis.count(Severity::Note),
+    Report {
+        version: 1,
+        ok: passed(analysis, strict),
+        summary: Summary {
+            files: analysis.files,
+            documents: analysis.documents,
+            authorization_policies: count_kind(analysis, KIND_AUTHORIZATION_POLICY),
+            request_authentications: count_kind(analysis, KIND_REQUEST_AUTHENTICATION),
+            skipped: analysis.skipped.len(),
+            errors: analysis.count(Severity::Error),
+            warnings: analysis.count(Severity::Warning),
+            notes: analysis.count(Severity::Note),
         },
-        "diagnostics": diagnostics,
-        "skipped": skipped,
-    })
+        diagnostics,
+        skipped,
+    }
 }

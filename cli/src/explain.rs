@@ -20,8 +20,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use warden::authn::{self, KeyProvider, KeySet, Keys, Outcome, PureRust, SourceId, TokenCache};
 use warden::authz::{
-    Action, AlternativeExplanation, Decision, DryRunAllow, Explanation, FieldExplanation,
-    PolicyExplanation, Reason,
+    Action, Decision, DryRunAllow, Explanation, FieldExplanation, PolicyExplanation, Reason,
 };
 use warden::config::istio::WorkloadSelector;
 use warden::config::scope::selects;
@@ -723,105 +722,107 @@ impl Report {
     }
 
     /// The JSON report (see [`JSON_HELP`]).
-    pub fn json(&self) -> Value {
+    pub fn json(&self) -> json::Report<'_> {
         let request = &self.request;
-        let ip = |ip: Option<IpAddr>| ip.map_or(Value::Null, |ip| json!(ip.to_string()));
-        let identity = self.authentication.identity.as_ref().map_or(Value::Null, |i| {
-            json!({"issuer": i.issuer, "subject": i.subject, "principal": i.principal(), "claims": i.claims})
-        });
-        let field = |f: &FieldExplanation| {
-            json!({"field": f.field, "key": f.key, "values": f.values, "negated": f.negated,
-                   "matched": f.matched, "actual": f.actual})
-        };
-        let alternatives = |a: &Option<Vec<AlternativeExplanation>>| {
-            a.as_ref().map_or(Value::Null, |alternatives| {
-                Value::Array(
-                    alternatives
-                        .iter()
-                        .map(|a| json!({"matched": a.matched, "fields": a.fields.iter().map(field).collect::<Vec<_>>()}))
-                        .collect(),
-                )
-            })
-        };
-        let authorization = self.explanation.as_ref().map_or(Value::Null, |explanation| {
-            let groups: Vec<Value> = GROUPS
+        let ip = |ip: Option<IpAddr>| ip.map(|ip| ip.to_string());
+        let authorization = self.explanation.as_ref().map(|explanation| json::Authorization {
+            groups: GROUPS
                 .iter()
-                .map(|(name, action, dry_run, enforced)| {
-                    let policies: Vec<Value> = explanation
+                .map(|&(group, action, dry_run, enforced)| json::Group {
+                    group,
+                    enforced,
+                    policies: explanation
                         .policies
                         .iter()
-                        .filter(|p| in_group(p, *action, *dry_run))
-                        .map(|p| {
-                            let rules: Vec<Value> = p
-                                .rules
-                                .iter()
-                                .map(|r| {
-                                    json!({"index": r.rule.rule, "id": r.id, "matched": r.matched,
-                                           "decides": r.reported, "from": alternatives(&r.from),
-                                           "to": alternatives(&r.to),
-                                           "when": r.when.iter().map(field).collect::<Vec<_>>()})
-                                })
-                                .collect();
-                            json!({"namespace": p.namespace, "name": p.name, "matched": p.matched, "rules": rules})
-                        })
-                        .collect();
-                    json!({"group": name, "enforced": enforced, "policies": policies})
+                        .filter(|p| in_group(p, action, dry_run))
+                        .map(json::Policy::of)
+                        .collect(),
                 })
-                .collect();
-            json!({"groups": groups})
+                .collect(),
         });
-        let decision = self.decision;
-        let dry_run = decision.map_or(
-            json!({"deny": null, "allow": "notConfigured", "wouldDeny": false}),
-            |d| {
-                json!({
-                    "deny": d.dry_run_deny.map(|r| self.id(r)),
-                    "allow": match d.dry_run_allow {
-                        DryRunAllow::NotConfigured => "notConfigured".to_string(),
-                        DryRunAllow::NoneMatched => "noneMatched".to_string(),
-                        DryRunAllow::Matched(rule) => self.id(rule),
-                    },
-                    "wouldDeny": d.dry_run_would_deny(),
+        let dry_run = match self.decision {
+            None => json::DryRun { deny: None, allow: "notConfigured".into(), would_deny: false },
+            Some(d) => json::DryRun {
+                deny: d.dry_run_deny.map(|r| self.id(r)),
+                allow: match d.dry_run_allow {
+                    DryRunAllow::NotConfigured => "notConfigured".to_string(),
+                    DryRunAllow::NoneMatched => "noneMatched".to_string(),
+                    DryRunAllow::Matched(rule) => self.id(rule),
+                },
+                would_deny: d.dry_run_would_deny(),
+            },
+        };
+        let authentication = &self.authentication;
+        json::Report {
+            version: 1,
+            workload: json::Workload {
+                namespace: &self.workload.workload.namespace,
+                name: self.workload.name.as_deref(),
+                labels: &self.workload.workload.labels,
+            },
+            request: json::Request {
+                method: &request.method,
+                path: &request.path,
+                host: request.host.as_deref(),
+                headers: request
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.as_str(), h.value.as_str()))
+                    .collect(),
+                peer: request.peer.as_deref(),
+                source_ip: ip(request.source_ip),
+                remote_ip: ip(request.remote_ip.or(request.source_ip)),
+                destination_ip: ip(request.destination_ip),
+                port: request.port,
+                sni: request.sni.as_deref(),
+            },
+            policies: self
+                .policies
+                .iter()
+                .map(|p| json::Applicability {
+                    kind: &p.kind,
+                    namespace: &p.namespace,
+                    name: &p.name,
+                    action: p.action.map(Action::as_str),
+                    dry_run: p.dry_run,
+                    applies: p.applies,
+                    why: &p.why,
                 })
+                .collect(),
+            authentication: json::Authentication {
+                result: authentication.result,
+                verified: authentication.verified,
+                rule: authentication.rule.as_deref(),
+                identity: authentication.identity.as_deref().map(|i| json::Identity {
+                    issuer: &i.issuer,
+                    subject: i.subject.as_deref(),
+                    principal: i.principal(),
+                    claims: &i.claims,
+                }),
+                failure: authentication
+                    .failure
+                    .as_ref()
+                    .map(|(reason, message)| json::Failure { reason, message }),
+                notes: &authentication.notes,
             },
-        );
-        json!({
-            "version": 1,
-            "workload": {"namespace": self.workload.workload.namespace, "name": self.workload.name,
-                         "labels": self.workload.workload.labels},
-            "request": {
-                "method": request.method, "path": request.path, "host": request.host,
-                "headers": request.headers.iter().map(|h| json!([h.name, h.value])).collect::<Vec<_>>(),
-                "peer": request.peer, "sourceIp": ip(request.source_ip),
-                "remoteIp": ip(request.remote_ip.or(request.source_ip)),
-                "destinationIp": ip(request.destination_ip), "port": request.port, "sni": request.sni,
+            authorization,
+            decision: json::Decision {
+                allowed: self.answer.status == 200,
+                reason: self.reason(),
+                rule: self.decision.and_then(|d| d.rule()).map(|r| self.id(r)),
+                status: self.answer.status,
+                body: self.answer.body.as_deref(),
+                details: self.answer.details.as_deref(),
+                headers: self
+                    .answer
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect(),
+                audit: self.decision.and_then(|d| d.audit).map(|r| self.id(r)),
+                dry_run,
             },
-            "policies": self.policies.iter().map(|p| json!({
-                "kind": p.kind, "namespace": p.namespace, "name": p.name,
-                "action": p.action.map(Action::as_str), "dryRun": p.dry_run,
-                "applies": p.applies, "why": p.why,
-            })).collect::<Vec<_>>(),
-            "authentication": {
-                "result": self.authentication.result,
-                "verified": self.authentication.verified,
-                "rule": self.authentication.rule,
-                "identity": identity,
-                "failure": self.authentication.failure.as_ref().map(|(reason, message)| json!({"reason": reason, "message": message})),
-                "notes": self.authentication.notes,
-            },
-            "authorization": authorization,
-            "decision": {
-                "allowed": self.answer.status == 200,
-                "reason": self.reason(),
-                "rule": decision.and_then(|d| d.rule()).map(|r| self.id(r)),
-                "status": self.answer.status,
-                "body": self.answer.body,
-                "details": self.answer.details,
-                "headers": self.answer.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
-                "audit": decision.and_then(|d| d.audit).map(|r| self.id(r)),
-                "dryRun": dry_run,
-            },
-        })
+        }
     }
 
     /// The human report.
@@ -1065,6 +1066,199 @@ impl Report {
     /// The exit status for `--expect`: whether the request was allowed.
     pub fn allowed(&self) -> bool {
         self.answer.status == 200
+    }
+}
+
+/// The `--format json` report's types: its schema is [`JSON_HELP`], field for field.
+pub mod json {
+    use std::collections::BTreeMap;
+
+    use serde::Serialize;
+    use warden::authz::{AlternativeExplanation, FieldExplanation, PolicyExplanation};
+
+    /// The whole report.
+    #[derive(Debug, Serialize)]
+    pub struct Report<'a> {
+        pub(super) version: u32,
+        pub(super) workload: Workload<'a>,
+        pub(super) request: Request<'a>,
+        pub(super) policies: Vec<Applicability<'a>>,
+        pub(super) authentication: Authentication<'a>,
+        pub(super) authorization: Option<Authorization<'a>>,
+        pub(super) decision: Decision<'a>,
+    }
+
+    #[derive(Debug, Serialize)]
+    pub(super) struct Workload<'a> {
+        pub(super) namespace: &'a str,
+        pub(super) name: Option<&'a str>,
+        pub(super) labels: &'a BTreeMap<String, String>,
+    }
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Request<'a> {
+        pub(super) method: &'a str,
+        pub(super) path: &'a str,
+        pub(super) host: Option<&'a str>,
+        pub(super) headers: Vec<(&'a str, &'a str)>,
+        pub(super) peer: Option<&'a str>,
+        pub(super) source_ip: Option<String>,
+        pub(super) remote_ip: Option<String>,
+        pub(super) destination_ip: Option<String>,
+        pub(super) port: Option<u16>,
+        pub(super) sni: Option<&'a str>,
+    }
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Applicability<'a> {
+        pub(super) kind: &'a str,
+        pub(super) namespace: &'a str,
+        pub(super) name: &'a str,
+        pub(super) action: Option<&'static str>,
+        pub(super) dry_run: bool,
+        pub(super) applies: bool,
+        pub(super) why: &'a str,
+    }
+
+    #[derive(Debug, Serialize)]
+    pub(super) struct Authentication<'a> {
+        pub(super) result: &'static str,
+        pub(super) verified: Option<bool>,
+        pub(super) rule: Option<&'a str>,
+        pub(super) identity: Option<Identity<'a>>,
+        pub(super) failure: Option<Failure<'a>>,
+        pub(super) notes: &'a [String],
+    }
+
+    #[derive(Debug, Serialize)]
+    pub(super) struct Identity<'a> {
+        pub(super) issuer: &'a str,
+        pub(super) subject: Option<&'a str>,
+        pub(super) principal: Option<String>,
+        pub(super) claims: &'a serde_json::Map<String, serde_json::Value>,
+    }
+
+    #[derive(Debug, Serialize)]
+    pub(super) struct Failure<'a> {
+        pub(super) reason: &'a str,
+        pub(super) message: &'a str,
+    }
+
+    #[derive(Debug, Serialize)]
+    pub(super) struct Authorization<'a> {
+        pub(super) groups: Vec<Group<'a>>,
+    }
+
+    #[derive(Debug, Serialize)]
+    pub(super) struct Group<'a> {
+        pub(super) group: &'static str,
+        pub(super) enforced: bool,
+        pub(super) policies: Vec<Policy<'a>>,
+    }
+
+    #[derive(Debug, Serialize)]
+    pub(super) struct Policy<'a> {
+        namespace: &'a str,
+        name: &'a str,
+        matched: bool,
+        rules: Vec<Rule<'a>>,
+    }
+
+    impl<'a> Policy<'a> {
+        pub(super) fn of(policy: &'a PolicyExplanation) -> Policy<'a> {
+            let alternatives = |list: &'a Option<Vec<AlternativeExplanation>>| {
+                list.as_ref().map(|list| {
+                    list.iter()
+                        .map(|a| Alternative {
+                            matched: a.matched,
+                            fields: a.fields.iter().map(Field::of).collect(),
+                        })
+                        .collect()
+                })
+            };
+            Policy {
+                namespace: &policy.namespace,
+                name: &policy.name,
+                matched: policy.matched,
+                rules: policy
+                    .rules
+                    .iter()
+                    .map(|r| Rule {
+                        index: r.rule.rule,
+                        id: &r.id,
+                        matched: r.matched,
+                        decides: r.reported,
+                        from: alternatives(&r.from),
+                        to: alternatives(&r.to),
+                        when: r.when.iter().map(Field::of).collect(),
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Rule<'a> {
+        index: u32,
+        id: &'a str,
+        matched: bool,
+        decides: bool,
+        from: Option<Vec<Alternative<'a>>>,
+        to: Option<Vec<Alternative<'a>>>,
+        when: Vec<Field<'a>>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Alternative<'a> {
+        matched: bool,
+        fields: Vec<Field<'a>>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Field<'a> {
+        field: &'a str,
+        key: &'a str,
+        values: &'a [String],
+        negated: bool,
+        matched: bool,
+        actual: &'a str,
+    }
+
+    impl<'a> Field<'a> {
+        fn of(field: &'a FieldExplanation) -> Field<'a> {
+            Field {
+                field: &field.field,
+                key: &field.key,
+                values: &field.values,
+                negated: field.negated,
+                matched: field.matched,
+                actual: &field.actual,
+            }
+        }
+    }
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Decision<'a> {
+        pub(super) allowed: bool,
+        pub(super) reason: &'static str,
+        pub(super) rule: Option<String>,
+        pub(super) status: u16,
+        pub(super) body: Option<&'a str>,
+        pub(super) details: Option<&'a str>,
+        pub(super) headers: Vec<(&'a str, &'a str)>,
+        pub(super) audit: Option<String>,
+        pub(super) dry_run: DryRun,
+    }
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct DryRun {
+        pub(super) deny: Option<String>,
+        pub(super) allow: String,
+        pub(super) would_deny: bool,
     }
 }
 
