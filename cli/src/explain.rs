@@ -23,6 +23,7 @@ use warden::authz::{
     Action, Decision, DryRunAllow, Explanation, FieldExplanation, PolicyExplanation, Reason,
 };
 use warden::config::istio::WorkloadSelector;
+use warden::config::plugin::PeerIdentity;
 use warden::config::scope::selects;
 use warden::config::{PluginConfig, Resource, Workload};
 use warden::enforcer::{Cause, Enforcer, Verdict, RBAC_DENIED_BODY};
@@ -200,10 +201,23 @@ pub struct Inputs<'a> {
 struct ExplainedRequest {
     request: OwnedRequest,
     args: RequestArgs,
+    /// Where the module takes the peer's identity from (the settings' `peerIdentity`).
+    peer_identity: PeerIdentity,
 }
 
 impl ExplainedRequest {
-    fn new(args: &RequestArgs, trust_domain: &str) -> Result<ExplainedRequest> {
+    fn new(
+        args: &RequestArgs,
+        trust_domain: &str,
+        peer_identity: PeerIdentity,
+    ) -> Result<ExplainedRequest> {
+        if peer_identity == PeerIdentity::Xfcc && args.peer.is_some() {
+            bail!(
+                "--peer: the settings say peerIdentity: xfcc, so the module reads the peer from \
+                 x-forwarded-client-cert, not from the certificate; give the header as Envoy \
+                 forwards it (-H 'x-forwarded-client-cert: By=…;URI=spiffe://…')"
+            );
+        }
         let mut host = args.host.clone();
         let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for HeaderArg { name, value } in &args.headers {
@@ -237,14 +251,14 @@ impl ExplainedRequest {
             destination_port: args.port,
             sni: args.sni.clone().map(String::into_bytes),
         };
-        Ok(ExplainedRequest { request, args })
+        Ok(ExplainedRequest { request, args, peer_identity })
     }
 
     fn with_token(&self, token: &str) -> ExplainedRequest {
         let mut request = self.request.clone();
         request.headers.retain(|(name, _)| name != b"authorization");
         request.headers.push((b"authorization".to_vec(), format!("Bearer {token}").into_bytes()));
-        ExplainedRequest { request, args: self.args.clone() }
+        ExplainedRequest { request, args: self.args.clone(), peer_identity: self.peer_identity }
     }
 }
 
@@ -267,7 +281,7 @@ fn spiffe_id(peer: &str, trust_domain: &str) -> Result<String> {
 
 /// Runs `decide` on the request as the module sees it.
 fn with_request<R>(owned: &ExplainedRequest, decide: impl FnOnce(&Request<'_>) -> R) -> R {
-    owned.request.with(decide)
+    owned.request.with_peer_identity(owned.peer_identity, decide)
 }
 
 /// Keys for every remote source: one set standing in for all, or none (pending).
@@ -454,7 +468,7 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
         .map_err(|errors| anyhow::anyhow!("the module refuses the configuration: {errors}"))?;
     let root = config.root_namespace.clone();
     let workload = &inputs.workload.workload.clone();
-    let owned = ExplainedRequest::new(&inputs.request, &config.trust_domain)?;
+    let owned = ExplainedRequest::new(&inputs.request, &config.trust_domain, config.peer_identity)?;
     let mut notes = Vec::new();
     let applicable_authn = !enforcer.authn().is_empty();
 

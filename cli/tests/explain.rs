@@ -744,3 +744,67 @@ fn json_report_has_the_documented_shape() {
         ["actual", "field", "key", "matched", "negated", "values"]
     );
 }
+
+/// With `peerIdentity: xfcc` the module reads the peer from `x-forwarded-client-cert`, and so
+/// does `warden explain` (one request builder, `warden::request::view`): the current element of
+/// the last header decides, an earlier forged one does not, and `--peer` (a certificate) is
+/// refused rather than silently ignored.
+#[test]
+fn explain_reads_the_peer_where_the_settings_say() {
+    let dir = std::env::temp_dir().join(format!("warden-explain-xfcc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+         metadata: {name: only-frontend, namespace: api}\n\
+         spec:\n  action: ALLOW\n  rules:\n  - from:\n    - source:\n        \
+         principals: [cluster.local/ns/web/sa/frontend]\n",
+    )
+    .unwrap();
+    let settings = dir.join("settings.yaml");
+    std::fs::write(&settings, "peerIdentity: xfcc\n").unwrap();
+    let decide = |xfcc: &str| {
+        let header = format!("x-forwarded-client-cert: {xfcc}");
+        let (code, stdout, stderr) = warden(&[
+            "explain",
+            "--policies",
+            policy.to_str().unwrap(),
+            "--settings",
+            settings.to_str().unwrap(),
+            "--workload",
+            "api",
+            "-H",
+            &header,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        report["decision"]["status"].as_u64().unwrap()
+    };
+    assert_eq!(
+        decide(
+            "By=spiffe://cluster.local/ns/api/sa/api;URI=spiffe://cluster.local/ns/web/sa/frontend"
+        ),
+        200
+    );
+    assert_eq!(
+        decide("URI=spiffe://cluster.local/ns/web/sa/frontend,By=x;URI=spiffe://cluster.local/ns/web/sa/intruder"),
+        403
+    );
+    let (code, _, stderr) = warden(&[
+        "explain",
+        "--policies",
+        policy.to_str().unwrap(),
+        "--settings",
+        settings.to_str().unwrap(),
+        "--workload",
+        "api",
+        "--peer",
+        "web/frontend",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("peerIdentity: xfcc"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,12 +1,16 @@
 //! The request as the core sees it: plain data, borrowed from wherever the caller keeps it.
 //!
-//! The proxy-wasm glue fills a [`Request`] from Envoy's header map and connection properties;
-//! tests, benchmarks and `warden explain` fill it from literals. Everything a client can send is
+//! Every request is built by one function, [`view`]: the proxy-wasm glue calls it with Envoy's
+//! header map and connection properties; tests, benchmarks, `warden explain` and `warden
+//! replay` call it through [`OwnedRequest`]. Everything a client can send is
 //! bytes (`&[u8]`), never `&str`: a non-UTF-8 header must get a decision, not a panic.
 
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
+
+use crate::config::plugin::PeerIdentity;
+use crate::xfcc;
 
 /// One request header. Names are lower-case, as Envoy stores them (HTTP/2 requires it and
 /// Envoy lower-cases HTTP/1 names); pseudo-headers (`:path`, …) may be present.
@@ -192,18 +196,21 @@ impl Default for OwnedRequest {
 }
 
 impl OwnedRequest {
-    /// Calls `f` with the request as the module would see it.
+    /// Calls `f` with the request as the module would see it, the peer's identity taken from
+    /// the certificate (`peerIdentity: certificate`, the default).
     pub fn with<R>(&self, f: impl FnOnce(&Request<'_>) -> R) -> R {
-        let pseudo = [
-            (&b":method"[..], self.method.as_slice()),
-            (b":path", self.path.as_slice()),
-            (b":authority", self.authority.as_slice()),
-        ];
-        let headers: Vec<Header<'_>> = pseudo
-            .into_iter()
-            .filter(|(_, value)| !value.is_empty())
-            .chain(self.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
-            .collect();
+        self.with_peer_identity(PeerIdentity::Certificate, f)
+    }
+
+    /// Calls `f` with the request as the module would see it under `peer_identity`: with
+    /// `xfcc`, the peer is read from the `x-forwarded-client-cert` headers and
+    /// [`OwnedRequest::peer`] is ignored, as the module ignores the certificate.
+    pub fn with_peer_identity<R>(
+        &self,
+        peer_identity: PeerIdentity,
+        f: impl FnOnce(&Request<'_>) -> R,
+    ) -> R {
+        let headers = self.header_map();
         let peer = match &self.peer {
             Observed::Known(peer) => Observed::Known(peer),
             Observed::Absent => Observed::Absent,
@@ -217,7 +224,46 @@ impl OwnedRequest {
             destination_port: self.destination_port,
             sni: self.sni.as_deref(),
         };
-        f(&Request::from_header_map(&headers, connection))
+        view(&headers, connection, peer_identity, f)
+    }
+
+    /// The request laid out as Envoy's header map: pseudo-headers first (an empty one left
+    /// out), then the others in order.
+    pub fn header_map(&self) -> Vec<Header<'_>> {
+        let pseudo = [
+            (&b":method"[..], self.method.as_slice()),
+            (b":path", self.path.as_slice()),
+            (b":authority", self.authority.as_slice()),
+        ];
+        pseudo
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .chain(self.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
+            .collect()
+    }
+}
+
+/// The request the module decides, from Envoy's header map and what Warden read of the
+/// connection; where the peer's identity comes from is the configuration's `peerIdentity`
+/// (with `xfcc`, `connection.peer` is replaced by the current element of the last
+/// `x-forwarded-client-cert` header). The module calls this for every request and
+/// [`OwnedRequest`] calls it for every tool, so `warden explain` cannot see a request the module
+/// would not.
+pub fn view<R>(
+    headers: &[Header<'_>],
+    connection: Connection<'_>,
+    peer_identity: PeerIdentity,
+    decide: impl FnOnce(&Request<'_>) -> R,
+) -> R {
+    match peer_identity {
+        PeerIdentity::Certificate => decide(&Request::from_header_map(headers, connection)),
+        PeerIdentity::Xfcc => {
+            let values = headers.iter().filter(|(n, _)| *n == b"x-forwarded-client-cert");
+            let peer = xfcc::current_peer(values.map(|(_, v)| *v));
+            let connection =
+                Connection { peer: Observed::from_option(peer.as_ref()), ..connection };
+            decide(&Request::from_header_map(headers, connection))
+        }
     }
 }
 
@@ -304,5 +350,106 @@ mod tests {
         let headers: [Header<'_>; 3] = [(b"x", b"1"), (b"y", b"2"), (b"x", b"3")];
         let request = Request { headers: &headers, ..Default::default() };
         assert_eq!(request.header_values(b"x").collect::<Vec<_>>(), vec![&b"1"[..], &b"3"[..]]);
+    }
+
+    /// What a decision can read of a request, as one comparable string.
+    fn seen(request: &Request<'_>) -> String {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let peer = match request.connection.peer {
+            Observed::Known(peer) => format!("{:?}", peer.names().map(text).collect::<Vec<_>>()),
+            other => format!("{:?}", other.known()),
+        };
+        let headers: Vec<(String, String)> =
+            request.headers.iter().map(|(n, v)| (text(n), text(v))).collect();
+        let connection = &request.connection;
+        format!(
+            "{} {} {} {headers:?} peer={peer} {:?} {:?} {:?} {:?} {:?} {}",
+            text(request.method),
+            text(request.path),
+            text(request.host),
+            connection.source_ip,
+            connection.remote_ip,
+            connection.destination_ip,
+            connection.destination_port,
+            connection.sni.map(text),
+            text(request.url_path()),
+        )
+    }
+
+    /// The tools' requests (`OwnedRequest`: `warden explain`, `replay`, the tests) and the
+    /// module's (Envoy's header map in its wire form, decoded, then [`view`]) are the same
+    /// request, for the shapes a client uses to slip past a policy, under both peer identity
+    /// sources.
+    #[test]
+    fn the_tools_and_the_module_see_the_same_request() {
+        let xfcc_peer =
+            Peer { uri_sans: vec![b"spiffe://td/ns/a/sa/cert".to_vec()], ..Peer::default() };
+        let shapes = [
+            OwnedRequest::default(),
+            OwnedRequest {
+                method: b"POST".to_vec(),
+                path: b"/a/../admin?x=1#f".to_vec(),
+                authority: b"api.example.com:8443".to_vec(),
+                headers: vec![
+                    (b"x-team".to_vec(), b"ops".to_vec()),
+                    (b"x-team".to_vec(), b"eng".to_vec()),
+                    (b"authorization".to_vec(), b"Bearer a".to_vec()),
+                    (b"authorization".to_vec(), b"Bearer b".to_vec()),
+                    (b"x-raw".to_vec(), b"\xff\x00v".to_vec()),
+                    (
+                        b"x-forwarded-client-cert".to_vec(),
+                        b"By=spiffe://td/ns/b/sa/by;URI=spiffe://td/ns/forged/sa/x".to_vec(),
+                    ),
+                    (
+                        b"x-forwarded-client-cert".to_vec(),
+                        b"URI=spiffe://td/ns/old/sa/x,By=x;URI=\"spiffe://td/ns/web/sa/front\""
+                            .to_vec(),
+                    ),
+                ],
+                peer: Observed::Known(xfcc_peer.clone()),
+                source_ip: Observed::Known("10.0.0.1".parse().unwrap()),
+                remote_ip: "192.0.2.1".parse().ok(),
+                destination_ip: "10.0.0.2".parse().ok(),
+                destination_port: Some(8080),
+                sni: Some(b"outbound_.8080_._.api".to_vec()),
+            },
+            OwnedRequest {
+                headers: vec![(
+                    b"x-forwarded-client-cert".to_vec(),
+                    b"URI=\"unterminated".to_vec(),
+                )],
+                peer: Observed::Unknown,
+                ..OwnedRequest::default()
+            },
+        ];
+        for owned in &shapes {
+            let wire = crate::config::wire::encode_pairs(owned.header_map().into_iter());
+            let decoded = crate::config::wire::pairs(&wire).unwrap();
+            for identity in [PeerIdentity::Certificate, PeerIdentity::Xfcc] {
+                let tools = owned.with_peer_identity(identity, seen);
+                let connection = Connection {
+                    peer: match &owned.peer {
+                        Observed::Known(peer) => Observed::Known(peer),
+                        Observed::Absent => Observed::Absent,
+                        Observed::Unknown => Observed::Unknown,
+                    },
+                    source_ip: owned.source_ip,
+                    remote_ip: owned.remote_ip,
+                    destination_ip: owned.destination_ip,
+                    destination_port: owned.destination_port,
+                    sni: owned.sni.as_deref(),
+                };
+                let module = view(&decoded, connection, identity, seen);
+                assert_eq!(tools, module, "{identity:?}");
+            }
+        }
+        // And the peer really comes from where the setting says.
+        let forged = &shapes[1];
+        let from_xfcc = forged.with_peer_identity(PeerIdentity::Xfcc, seen);
+        assert!(from_xfcc.contains("spiffe://td/ns/web/sa/front"), "{from_xfcc}");
+        assert!(!from_xfcc.contains("ns/a/sa/cert"), "{from_xfcc}");
+        let from_certificate = forged.with(seen);
+        assert!(from_certificate.contains("ns/a/sa/cert"), "{from_certificate}");
+        assert!(shapes[2].with_peer_identity(PeerIdentity::Xfcc, seen).contains("peer=None"));
     }
 }

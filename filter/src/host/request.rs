@@ -14,8 +14,7 @@ use crate::authz::Needs;
 use crate::certificate;
 use crate::config::plugin::PeerIdentity;
 use crate::config::wire;
-use crate::request::{ip_of_address, Connection, Observed, Peer, Request};
-use crate::xfcc;
+use crate::request::{self, ip_of_address, Connection, Observed, Peer, Request};
 
 /// What Envoy told Warden about one downstream connection. It cannot change while the
 /// connection lives, so it is read on the connection's first request and cached.
@@ -169,23 +168,11 @@ impl RequestData {
         decide: impl FnOnce(&Request<'_>) -> R,
     ) -> Option<R> {
         let headers = wire::pairs(&self.header_map)?;
-        let xfcc_peer;
         let facts = self.connection.as_deref();
-        let peer = match peer_identity {
-            PeerIdentity::Xfcc => {
-                xfcc_peer = xfcc::current_peer(
-                    headers
-                        .iter()
-                        .filter(|(n, _)| *n == b"x-forwarded-client-cert")
-                        .map(|(_, v)| *v),
-                );
-                Observed::from_option(xfcc_peer.as_ref())
-            }
-            PeerIdentity::Certificate => match facts.map(|f| &f.peer) {
-                Some(Observed::Known(peer)) => Observed::Known(peer),
-                Some(Observed::Unknown) => Observed::Unknown,
-                Some(Observed::Absent) | None => Observed::Absent,
-            },
+        let peer = match facts.map(|f| &f.peer) {
+            Some(Observed::Known(peer)) => Observed::Known(peer),
+            Some(Observed::Unknown) => Observed::Unknown,
+            Some(Observed::Absent) | None => Observed::Absent,
         };
         let connection = Connection {
             peer,
@@ -195,6 +182,6 @@ impl RequestData {
             destination_port: facts.and_then(|f| f.destination_port),
             sni: facts.and_then(|f| f.sni.as_deref()),
         };
-        Some(decide(&Request::from_header_map(&headers, connection)))
+        Some(request::view(&headers, connection, peer_identity, decide))
     }
 }
