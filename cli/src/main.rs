@@ -119,7 +119,8 @@ enum Command {
     Package(PackageArgs),
     /// Mint test tokens from a local key, print a key's JWKS, or generate keys.
     Token(TokenCommand),
-    /// The playground's helper services (the echo application and the JWT issuer).
+    /// The playground's helper services: the echo application, the JWT issuer and the external
+    /// authorizer.
     #[command(subcommand)]
     Playground(PlaygroundCommand),
 }
@@ -299,14 +300,13 @@ struct CompileArgs {
     /// What Envoy does when the VM has failed.
     #[arg(long, value_enum, default_value = "fail-closed")]
     failure_policy: FailurePolicy,
-    /// wasmplugin, envoyfilter: the manifest's namespace (the root namespace reaches every
+    /// wasmplugin, envoyfilter: the manifest's own namespace (the root namespace reaches every
     /// sidecar).
-    #[arg(long, default_value = "istio-system")]
+    #[arg(long, default_value = "istio-system", value_name = "NAMESPACE")]
+    manifest_namespace: String,
+    /// The namespace of objects without metadata.namespace (as `kubectl apply -n`).
+    #[arg(short = 'n', long, alias = "policy-namespace", default_value = "default")]
     namespace: String,
-    /// The namespace of policies without metadata.namespace (as `kubectl apply -n`; `check`
-    /// and `explain` call it --namespace).
-    #[arg(long, default_value = "default", value_name = "NAMESPACE")]
-    policy_namespace: String,
     /// Emit only what applies to this workload (`NAMESPACE[/NAME][,LABEL=VALUE…]`), and name it
     /// as the configuration's `workload`.
     #[arg(long, value_name = "NS[/NAME][,LABEL=VALUE…]")]
@@ -834,7 +834,7 @@ fn run_package(args: PackageArgs) -> Result<()> {
 }
 
 fn run_compile(args: CompileArgs) -> Result<ExitCode> {
-    let mut analysis = analyze(&args.files, args.settings.as_ref(), &args.policy_namespace)?;
+    let mut analysis = analyze(&args.files, args.settings.as_ref(), &args.namespace)?;
     if report_errors(&analysis, "compile")? {
         return Ok(ExitCode::from(EXIT_FINDINGS));
     }
@@ -918,7 +918,7 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
         args.format,
         &config,
         &options,
-        &args.namespace,
+        &args.manifest_namespace,
         &inputs,
         args.output.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e == "json")),
         direct_peer,
@@ -1027,6 +1027,62 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command and subcommand, with its path (`warden token mint`).
+    fn every_command() -> Vec<(String, clap::Command)> {
+        fn walk(prefix: &str, command: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+            let path = format!("{prefix} {}", command.get_name()).trim().to_string();
+            out.push((path.clone(), command.clone()));
+            for sub in command.get_subcommands() {
+                walk(&path, sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &Cli::command(), &mut out);
+        out
+    }
+
+    /// One meaning per flag across the command: `-o/--output` is always where the result is
+    /// written (a file, or a directory for `package`), `--format` always its form,
+    /// `-n/--namespace` always the namespace of policies without one, and every flag has help
+    /// text.
+    #[test]
+    fn flags_mean_the_same_in_every_subcommand() {
+        for (path, command) in every_command() {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let long = arg.get_long();
+                if arg.get_short() == Some('o') || long == Some("output") {
+                    assert_eq!(long, Some("output"), "{path}: -o must be --output");
+                    assert_eq!(arg.get_short(), Some('o'), "{path}: --output must have -o");
+                    let names: Vec<_> = arg.get_value_names().unwrap_or_default().to_vec();
+                    assert!(
+                        names.iter().any(|n| n == "FILE" || n == "DIR"),
+                        "{path}: --output takes a FILE or DIR, not {names:?}"
+                    );
+                }
+                assert_ne!(long, Some("out"), "{path}: --out is spelled -o/--output");
+                if arg.get_short() == Some('n') || long == Some("namespace") {
+                    assert_eq!(
+                        (arg.get_short(), long),
+                        (Some('n'), Some("namespace")),
+                        "{path}: -n/--namespace is the namespace of objects without one"
+                    );
+                }
+                if long == Some("format") {
+                    assert_eq!(arg.get_short(), None, "{path}: --format has no short form");
+                }
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "{path}: --{} has no help",
+                    long.unwrap_or(id)
+                );
+            }
+        }
     }
 
     #[test]
