@@ -315,12 +315,14 @@ impl Connection {
     fn read_chunked(&mut self) -> Result<Vec<u8>, Malformed> {
         let mut body = Vec::new();
         loop {
-            let line = self.line()?;
-            let size_text = line.split(|b| *b == b';').next().unwrap_or_default();
-            let size = std::str::from_utf8(size_text)
-                .ok()
-                .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-                .ok_or(Malformed(400, "invalid chunk size"))?;
+            let mut line = self.line()?;
+            // httparse reads the size (and skips extensions) from the line with its CRLF.
+            line.extend_from_slice(b"\r\n");
+            let size = match httparse::parse_chunk_size(&line) {
+                Ok(httparse::Status::Complete((_, size))) => usize::try_from(size).ok(),
+                _ => None,
+            }
+            .ok_or(Malformed(400, "invalid chunk size"))?;
             if size == 0 {
                 // Trailers, up to the empty line.
                 while !self.line()?.is_empty() {}
@@ -337,40 +339,10 @@ impl Connection {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` (a query string): `+` is a space, `%XX` a byte.
-/// Invalid escapes are kept as written.
+/// Decodes `application/x-www-form-urlencoded` (a query string): `+` is a space, `%XX` a byte,
+/// invalid escapes kept as written (the WHATWG URL standard's rules, servo's `form_urlencoded`).
 pub fn form_decode(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name), percent_decode(value))
-        })
-        .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        match byte {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(decoded) => {
-                        out.push(decoded);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(text.as_bytes()).into_owned().collect()
 }
 
 #[cfg(test)]
