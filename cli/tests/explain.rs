@@ -764,9 +764,8 @@ fn explain_reads_the_peer_where_the_settings_say() {
     .unwrap();
     let settings = dir.join("settings.yaml");
     std::fs::write(&settings, "peerIdentity: xfcc\n").unwrap();
-    let decide = |xfcc: &str| {
-        let header = format!("x-forwarded-client-cert: {xfcc}");
-        let (code, stdout, stderr) = warden(&[
+    let explain = |extra: &[&str]| {
+        let mut args = vec![
             "explain",
             "--policies",
             policy.to_str().unwrap(),
@@ -774,36 +773,24 @@ fn explain_reads_the_peer_where_the_settings_say() {
             settings.to_str().unwrap(),
             "--workload",
             "api",
-            "-H",
-            &header,
-            "--format",
-            "json",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        warden(&args)
+    };
+    let decide = |xfcc: &str| {
+        let header = format!("x-forwarded-client-cert: {xfcc}");
+        let (code, stdout, stderr) = explain(&["-H", &header, "--format", "json"]);
         assert_eq!(code, 0, "{stderr}");
         let report: Value = serde_json::from_str(&stdout).unwrap();
         report["decision"]["status"].as_u64().unwrap()
     };
+    let frontend = "URI=spiffe://cluster.local/ns/web/sa/frontend";
+    assert_eq!(decide(&format!("By=spiffe://cluster.local/ns/api/sa/api;{frontend}")), 200);
     assert_eq!(
-        decide(
-            "By=spiffe://cluster.local/ns/api/sa/api;URI=spiffe://cluster.local/ns/web/sa/frontend"
-        ),
-        200
-    );
-    assert_eq!(
-        decide("URI=spiffe://cluster.local/ns/web/sa/frontend,By=x;URI=spiffe://cluster.local/ns/web/sa/intruder"),
+        decide(&format!("{frontend},By=x;URI=spiffe://cluster.local/ns/web/sa/intruder")),
         403
     );
-    let (code, _, stderr) = warden(&[
-        "explain",
-        "--policies",
-        policy.to_str().unwrap(),
-        "--settings",
-        settings.to_str().unwrap(),
-        "--workload",
-        "api",
-        "--peer",
-        "web/frontend",
-    ]);
+    let (code, _, stderr) = explain(&["--peer", "web/frontend"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("peerIdentity: xfcc"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();

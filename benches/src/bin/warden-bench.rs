@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use warden_benches::envoy::{self, diff, PrepareOptions};
 use warden_benches::report;
 
@@ -20,19 +20,26 @@ struct Cli {
     command: Command,
 }
 
+/// What every `*-prepare` builds from.
+#[derive(Debug, Args)]
+struct Inputs {
+    /// Where everything goes (`plan.tsv` there is what the script reads).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The `warden` command.
+    #[arg(long, value_name = "FILE")]
+    warden: PathBuf,
+    /// `warden.wasm`.
+    #[arg(long, value_name = "FILE")]
+    wasm: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Policies, tokens, certificates and one Envoy configuration per benchmark row.
     Prepare {
-        /// Where everything goes; `plan.tsv` there is what `run.sh` reads.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// The `warden` command.
-        #[arg(long, value_name = "FILE")]
-        warden: PathBuf,
-        /// `warden.wasm`.
-        #[arg(long, value_name = "FILE")]
-        wasm: PathBuf,
+        #[command(flatten)]
+        inputs: Inputs,
         /// The SDK's empty filter.
         #[arg(long, value_name = "FILE")]
         empty_wasm: PathBuf,
@@ -48,15 +55,8 @@ enum Command {
     },
     /// The differential test's Envoy: native filters and Warden from the same policies.
     DiffPrepare {
-        /// Where everything goes.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// The `warden` command.
-        #[arg(long, value_name = "FILE")]
-        warden: PathBuf,
-        /// `warden.wasm`.
-        #[arg(long, value_name = "FILE")]
-        wasm: PathBuf,
+        #[command(flatten)]
+        inputs: Inputs,
         /// Admin on this port, the listeners on the next four.
         #[arg(long, default_value_t = 17300)]
         base_port: u16,
@@ -90,15 +90,8 @@ enum Command {
     },
     /// The memory-and-scale section's configurations.
     ScalePrepare {
-        /// Where everything goes.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// The `warden` command.
-        #[arg(long, value_name = "FILE")]
-        warden: PathBuf,
-        /// `warden.wasm`.
-        #[arg(long, value_name = "FILE")]
-        wasm: PathBuf,
+        #[command(flatten)]
+        inputs: Inputs,
         /// The empty filter (the floor).
         #[arg(long, value_name = "FILE")]
         empty_wasm: PathBuf,
@@ -165,18 +158,22 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Prepare { out, warden, wasm, empty_wasm, empty_slim_wasm, pool, base_port } => {
-            envoy::prepare(&PrepareOptions {
-                out,
-                warden,
-                wasm,
-                empty_wasm,
-                empty_slim_wasm,
-                pool,
-                base_port,
-            })
-        }
-        Command::DiffPrepare { out, warden, wasm, base_port, rules } => {
+        Command::Prepare {
+            inputs: Inputs { out, warden, wasm },
+            empty_wasm,
+            empty_slim_wasm,
+            pool,
+            base_port,
+        } => envoy::prepare(&PrepareOptions {
+            out,
+            warden,
+            wasm,
+            empty_wasm,
+            empty_slim_wasm,
+            pool,
+            base_port,
+        }),
+        Command::DiffPrepare { inputs: Inputs { out, warden, wasm }, base_port, rules } => {
             diff::prepare(&diff::DiffOptions { out, warden, wasm, base_port, rules })
         }
         Command::DiffCheck { dir } => {
@@ -208,7 +205,7 @@ fn run(command: Command) -> Result<()> {
             println!("{}", out.join(format!("{date}.md")).display());
             Ok(())
         }
-        Command::ScalePrepare { out, warden, wasm, empty_wasm, base_port } => {
+        Command::ScalePrepare { inputs: Inputs { out, warden, wasm }, empty_wasm, base_port } => {
             envoy::scale::prepare(&out, &warden, &wasm, &empty_wasm, base_port)
         }
         Command::ScaleReport { run, wasm, out } => {
