@@ -483,7 +483,36 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
         notes: Vec::new(),
     };
     let request = match &inputs.credential {
-        Credential::None => owned,
+        Credential::None => {
+            // A token may still ride in the request itself (-H, the query, a cookie): the
+            // module would read it wherever the rules say, so explain does too.
+            let given = StandIn(inputs.jwks.as_ref().map(|(_, set)| set));
+            let outcome = with_request(&owned, |request| {
+                enforcer.authn().authenticate(request, inputs.now, &given, &mut cache, &PureRust)
+            });
+            if let Outcome::WaitForKeys { sources } = &outcome {
+                let uris: Vec<String> = sources
+                    .iter()
+                    .filter_map(|s| enforcer.authn().remote_sources().get(s.0))
+                    .map(|r| r.uri.clone())
+                    .collect();
+                bail!(
+                    "the request carries a token whose keys the module fetches from {} at run \
+                     time: pass them with --jwks FILE, or give the token with --token to have \
+                     everything but its signature checked",
+                    uris.join(", ")
+                );
+            }
+            record(
+                &mut authentication,
+                &mut notes,
+                &enforcer,
+                outcome,
+                true,
+                inputs.jwks.as_ref(),
+            )?;
+            owned
+        }
         Credential::Claims(claims) => {
             authentication.result = "claims";
             let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
@@ -537,8 +566,8 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
                 verified = false;
                 stand_in_keys = Some(set);
             }
-            match outcome {
-                Outcome::Anonymous { .. } => notes.push(if applicable_authn {
+            if matches!(outcome, Outcome::Anonymous { .. }) {
+                notes.push(if applicable_authn {
                     "no jwtRule of this workload reads `Authorization: Bearer`: the token was \
                      not looked at (send it where the rule expects it, with --header or in \
                      --path's query)"
@@ -547,26 +576,16 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
                     "no RequestAuthentication applies to this workload, so the module reads no \
                      token: it was ignored"
                         .to_string()
-                }),
-                Outcome::Authenticated { identity, rule, .. } => {
-                    authentication.result = "authenticated";
-                    authentication.verified = Some(verified);
-                    authentication.identity = Some(identity);
-                    authentication.rule =
-                        enforcer.authn().rule_origin(rule).map(ToString::to_string);
-                    if let (true, Some((file, _))) = (verified, &inputs.jwks) {
-                        notes
-                            .push(format!("keys of jwksUri and discovery rules taken from {file}"));
-                    }
-                }
-                Outcome::Rejected(failure) => {
-                    authentication.result = "rejected";
-                    let reason = failure.reason();
-                    authentication.failure =
-                        Some((reason.label().to_string(), reason.message().to_string()));
-                }
-                Outcome::WaitForKeys { .. } => bail!("keys stood in for are still pending"),
+                });
             }
+            record(
+                &mut authentication,
+                &mut notes,
+                &enforcer,
+                outcome,
+                verified,
+                inputs.jwks.as_ref(),
+            )?;
             sent
         }
     };
@@ -584,6 +603,37 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
         analysis,
         &root,
     )
+}
+
+/// What authentication concluded, into the report.
+fn record(
+    authentication: &mut Authentication,
+    notes: &mut Vec<String>,
+    enforcer: &Enforcer,
+    outcome: Outcome,
+    verified: bool,
+    jwks: Option<&(String, KeySet)>,
+) -> Result<()> {
+    match outcome {
+        Outcome::Anonymous { .. } => {}
+        Outcome::Authenticated { identity, rule, .. } => {
+            authentication.result = "authenticated";
+            authentication.verified = Some(verified);
+            authentication.identity = Some(identity);
+            authentication.rule = enforcer.authn().rule_origin(rule).map(ToString::to_string);
+            if let (true, Some((file, _))) = (verified, jwks) {
+                notes.push(format!("keys of jwksUri and discovery rules taken from {file}"));
+            }
+        }
+        Outcome::Rejected(failure) => {
+            authentication.result = "rejected";
+            let reason = failure.reason();
+            authentication.failure =
+                Some((reason.label().to_string(), reason.message().to_string()));
+        }
+        Outcome::WaitForKeys { .. } => bail!("keys stood in for are still pending"),
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

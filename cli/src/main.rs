@@ -199,8 +199,9 @@ struct ExplainArgs {
     /// verified (the report says so) but every other check is made.
     #[arg(long, value_name = "JWT", conflicts_with = "claims")]
     token: Option<String>,
-    /// The keys of issuers whose rules name a jwksUri (or rely on discovery): a JWKS file.
-    #[arg(long, value_name = "FILE", requires = "token")]
+    /// The keys of issuers whose rules name a jwksUri (or rely on discovery): a JWKS file, for
+    /// a token given with --token or carried by the request itself (--header, the query).
+    #[arg(long, value_name = "FILE")]
     jwks: Option<PathBuf>,
     /// The claims of a verified JWT, as a JSON object (or `@FILE`), instead of a token.
     #[arg(long, value_name = "JSON")]
