@@ -549,43 +549,21 @@ mod tests {
         let jwk = jwk.to_string();
         let options = VerificationOptions::default();
         type C = Map<String, Value>;
+        macro_rules! verify {
+            ($key:ty) => {
+                <$key>::from_jwk(&jwk).unwrap().verify_token::<C>(token, Some(options)).is_ok()
+            };
+        }
         match alg {
-            Algorithm::Rs256 => RS256PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
-            Algorithm::Rs384 => RS384PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
-            Algorithm::Rs512 => RS512PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
-            Algorithm::Ps256 => PS256PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
-            Algorithm::Ps384 => PS384PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
-            Algorithm::Ps512 => PS512PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
-            Algorithm::Es256 => ES256PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
-            Algorithm::Es384 => ES384PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
-            Algorithm::EdDsa => Ed25519PublicKey::from_jwk(&jwk)
-                .unwrap()
-                .verify_token::<C>(token, Some(options))
-                .is_ok(),
+            Algorithm::Rs256 => verify!(RS256PublicKey),
+            Algorithm::Rs384 => verify!(RS384PublicKey),
+            Algorithm::Rs512 => verify!(RS512PublicKey),
+            Algorithm::Ps256 => verify!(PS256PublicKey),
+            Algorithm::Ps384 => verify!(PS384PublicKey),
+            Algorithm::Ps512 => verify!(PS512PublicKey),
+            Algorithm::Es256 => verify!(ES256PublicKey),
+            Algorithm::Es384 => verify!(ES384PublicKey),
+            Algorithm::EdDsa => verify!(Ed25519PublicKey),
             Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512 => {
                 let parsed: Value = serde_json::from_str(&jwk).unwrap();
                 let secret = URL_SAFE_NO_PAD.decode(parsed["k"].as_str().unwrap()).unwrap();

@@ -499,34 +499,26 @@ fn without_keys_the_signature_is_not_verified_and_said_so() {
         "--ttl",
         "-10m",
     ]);
-    let (_, stdout, _) = warden(&[
-        "explain",
-        "--policies",
-        "mesh",
-        "--workload",
-        BACKEND,
-        "--token",
-        &expired,
-        "--format",
-        "json",
-    ]);
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let explained = |token: &str| -> Value {
+        let (_, stdout, _) = warden(&[
+            "explain",
+            "--policies",
+            "mesh",
+            "--workload",
+            BACKEND,
+            "--token",
+            token,
+            "--format",
+            "json",
+        ]);
+        serde_json::from_str(&stdout).unwrap()
+    };
+    let report = explained(&expired);
     assert_eq!(report["decision"]["status"], 401);
     assert_eq!(report["authentication"]["failure"]["reason"], "expired");
     // So is a wrong audience.
     let audience = mint(&["--iss", "https://issuer.example", "--sub", "ann", "--aud", "nobody"]);
-    let (_, stdout, _) = warden(&[
-        "explain",
-        "--policies",
-        "mesh",
-        "--workload",
-        BACKEND,
-        "--token",
-        &audience,
-        "--format",
-        "json",
-    ]);
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let report = explained(&audience);
     assert_eq!(report["decision"]["status"], 403);
     let (_, human, _) = warden(&[
         "explain",
