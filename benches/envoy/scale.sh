@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The memory-and-scale section of the Envoy benchmark (benches/src/envoy/scale.rs): one Envoy per
 # configuration, one after the other, --concurrency 2; for each: time from start to the first
-# answer, then (3 s later) Envoy's RSS and Warden's warden_wasm_memory_bytes. Writes
-# RUN_DIR/scale/results.jsonl and RESULTS_DIR/scale.md.
+# answer, then (3 s later) Envoy's RSS and Warden's warden_wasm_memory_bytes, then for Warden's
+# rows the ECDS reload: the watched file replaced (a rename) by the same policies plus one that
+# flips a probe's answer, timed to the first flipped answer. Writes RUN_DIR/scale/results.jsonl
+# and RESULTS_DIR/scale.md.
 #
 #   benches/envoy/scale.sh          (make bench-envoy runs it after the load rows)
 #
@@ -26,7 +28,10 @@ log "preparing the scale configurations in $RUN_DIR/scale"
 results="$RUN_DIR/scale/results.jsonl"
 : >"$results"
 now_ms() { date +%s%3N; }
-while IFS=$'\t' read -r name port admin config; do
+probe() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H 'x-reload-probe: 1' "http://127.0.0.1:$1/api" || true
+}
+while IFS=$'\t' read -r name port admin config ecds_file reload_file; do
   logfile="$RUN_DIR/scale/$name.log"
   started=$(now_ms)
   "$ENVOY" -c "$config" --concurrency 2 --disable-hot-restart -l warning </dev/null >"$logfile" 2>&1 &
@@ -44,9 +49,25 @@ while IFS=$'\t' read -r name port admin config; do
   sleep 3
   rss="$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")"
   wasm="$(curl -s "http://127.0.0.1:$admin/stats?filter=warden_wasm_memory_bytes" | awk -F': ' '{ s += $2 } END { print s + 0 }')"
-  printf '{"name":"%s","rss_kib":%s,"wasm_bytes":%s,"first_answer_ms":%s,"status":%s}\n' \
-    "$name" "$rss" "$wasm" "$first" "$status" >>"$results"
-  log "$name: first answer $status after $first ms, RSS $((rss / 1024)) MiB, Warden VMs $((wasm / 1048576)) MiB"
+  reload=null
+  if [ -n "$reload_file" ]; then
+    before="$(probe "$port")"
+    cp "$reload_file" "$ecds_file.next"
+    reload_started=$(now_ms)
+    mv "$ecds_file.next" "$ecds_file"
+    reload_deadline=$((reload_started + 60000))
+    while [ "$(now_ms)" -lt "$reload_deadline" ]; do
+      after="$(probe "$port")"
+      if [ "$after" != "$before" ] && [ "$after" != 000 ]; then
+        reload=$(($(now_ms) - reload_started))
+        break
+      fi
+      sleep 0.01
+    done
+  fi
+  printf '{"name":"%s","rss_kib":%s,"wasm_bytes":%s,"first_answer_ms":%s,"status":%s,"reload_ms":%s}\n' \
+    "$name" "$rss" "$wasm" "$first" "$status" "$reload" >>"$results"
+  log "$name: first answer $status after $first ms, RSS $((rss / 1024)) MiB, Warden VMs $((wasm / 1048576)) MiB, ECDS reload ${reload} ms"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 done <"$RUN_DIR/scale/plan.tsv"

@@ -113,7 +113,8 @@ impl Rng {
     }
 }
 
-fn object(name: &str, namespace: &str, spec: Value) -> Value {
+/// An AuthorizationPolicy object named `name` in `namespace` with this `spec`.
+pub fn object(name: &str, namespace: &str, spec: Value) -> Value {
     json!({
         "apiVersion": "security.istio.io/v1",
         "kind": "AuthorizationPolicy",

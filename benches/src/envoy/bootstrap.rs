@@ -195,6 +195,25 @@ pub fn warden_filter(ecds: &Value) -> Result<Value> {
     Ok(json!({ "name": "warden", "typed_config": typed_config }))
 }
 
+/// Warden's HTTP filter by ECDS from a file Envoy watches (`path_config_source`), as istiod
+/// delivers a WasmPlugin: replacing the file (a rename into `watched`) reconfigures the filter
+/// with the VM and module already loaded.
+pub fn warden_filter_discovered(file: &Path, watched: &Path) -> Value {
+    json!({
+        "name": "warden",
+        "config_discovery": {
+            "config_source": {
+                "path_config_source": {
+                    "path": file.display().to_string(),
+                    "watched_directory": { "path": watched.display().to_string() },
+                },
+                "resource_api_version": "V3",
+            },
+            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
+        },
+    })
+}
+
 /// Warden's network filter (`role: connection`), in the same VM as `ecds`'s HTTP filter: it
 /// hands the direct peer's address over for `ipBlocks` (what `warden compile` tells a sidecar
 /// to add when the policies read it).

@@ -38,7 +38,8 @@ pub const ROWS: [ScaleRow; 7] = [
     ScaleRow { name: "warden-mesh-10000", title: "Warden, the whole mesh: 10,000 policies" },
 ];
 
-/// Writes `scale/plan.tsv` (name, port, admin port, bootstrap) and everything it names.
+/// Writes `scale/plan.tsv` (name, port, admin port, bootstrap, and for Warden's rows the watched
+/// ECDS file and the configuration that replaces it) and everything it names.
 pub fn prepare(
     out: &Path,
     warden: &Path,
@@ -56,9 +57,7 @@ pub fn prepare(
     let (_, mesh_10k) = policies::scaled_mesh(10_000, 500, 20);
     let labels: Vec<String> = workload.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let workload_arg = format!("{},{}", workload.namespace, labels.join(","));
-    for (name, objects) in [("mesh-1000", &mesh_1k), ("mesh-10000", &mesh_10k)] {
-        fixtures::write_objects(&dir.join(format!("{name}.yaml")), objects)?;
-    }
+    fixtures::write_objects(&dir.join("mesh-10000.yaml"), &mesh_10k)?;
     // What istiod would hand the sidecar: the policies selecting the workload.
     let applicable = dir.join("applicable.yaml");
     let output = std::process::Command::new(warden)
@@ -87,21 +86,58 @@ pub fn prepare(
     let certs = fixtures::Certificates::open(&tls_dir)?;
     let (server, ca, key) = (certs.server()?, certs.ca(), certs.key());
     let tls = Tls { cert: &server, key: &key, ca: &ca };
+    // A Warden row's filter comes by ECDS from a watched file, as a WasmPlugin reaches an Istio
+    // sidecar, so the reload column can replace it with the module already loaded: the same
+    // policies plus one root-namespace policy that flips the probe's answer when it carries
+    // `x-reload-probe: 1` (DENY where nothing is configured, ALLOW where no ALLOW matches).
+    let warden_row =
+        |name: &str, objects: &[Value], probe_action: &str| -> Result<(Value, String)> {
+            let input = dir.join(format!("{name}.yaml"));
+            fixtures::write_objects(&input, objects)?;
+            let compiled = ecds(&input, name)?;
+            let mut flipped = objects.to_vec();
+            flipped.push(policies::object(
+            "reload-probe",
+            "istio-system",
+            json!({
+                "action": probe_action,
+                "rules": [{"when": [{"key": "request.headers[x-reload-probe]", "values": ["1"]}]}],
+            }),
+        ));
+            let reload_input = dir.join(format!("{name}.reload.yaml"));
+            fixtures::write_objects(&reload_input, &flipped)?;
+            let reload = dir.join(format!("{name}.reload.warden.json"));
+            compile(warden, &reload_input, &settings, "ecds", Some(wasm), &reload)?;
+            let watched = dir.join(format!("ecds-{name}"));
+            fs::create_dir_all(&watched)?;
+            let current = watched.join("warden.json");
+            fs::write(&current, serde_json::to_string_pretty(&compiled)?)?;
+            let filter = bootstrap::warden_filter_discovered(&current, &watched);
+            Ok((filter, format!("{}\t{}", current.display(), reload.display())))
+        };
     let mut plan = String::new();
     for (index, row) in ROWS.iter().enumerate() {
-        let filters = match row.name {
-            "passthrough" => Vec::new(),
-            "empty-filter" => vec![bootstrap::empty_wasm_filter(empty_wasm)],
-            "warden-idle" => vec![bootstrap::warden_filter(&ecds(&none, "none")?)?],
-            "native-applicable" => bootstrap::native_filters(&read_json(&native_path)?, false)?,
+        let (filters, reload) = match row.name {
+            "passthrough" => (Vec::new(), "\t".to_string()),
+            "empty-filter" => (vec![bootstrap::empty_wasm_filter(empty_wasm)], "\t".to_string()),
+            "warden-idle" => {
+                let (filter, reload) = warden_row("none", &[], "DENY")?;
+                (vec![filter], reload)
+            }
+            "native-applicable" => {
+                (bootstrap::native_filters(&read_json(&native_path)?, false)?, "\t".to_string())
+            }
             "warden-applicable" => {
-                vec![bootstrap::warden_filter(&ecds(&applicable, "applicable")?)?]
+                let (filter, reload) = warden_row("applicable", &objects, "ALLOW")?;
+                (vec![filter], reload)
             }
             "warden-mesh-1000" => {
-                vec![bootstrap::warden_filter(&ecds(&dir.join("mesh-1000.yaml"), "mesh-1000")?)?]
+                let (filter, reload) = warden_row("mesh-1000", &mesh_1k, "ALLOW")?;
+                (vec![filter], reload)
             }
             _ => {
-                vec![bootstrap::warden_filter(&ecds(&dir.join("mesh-10000.yaml"), "mesh-10000")?)?]
+                let (filter, reload) = warden_row("mesh-10000", &mesh_10k, "ALLOW")?;
+                (vec![filter], reload)
             }
         };
         let offset = u16::try_from(index)?;
@@ -122,7 +158,7 @@ pub fn prepare(
         });
         let path = dir.join(format!("{}.json", row.name));
         fs::write(&path, serde_json::to_string_pretty(&config)?)?;
-        plan.push_str(&format!("{}\t{port}\t{admin}\t{}\n", row.name, path.display()));
+        plan.push_str(&format!("{}\t{port}\t{admin}\t{}\t{reload}\n", row.name, path.display()));
     }
     fs::write(dir.join("plan.tsv"), plan)?;
     Ok(())
@@ -141,6 +177,11 @@ pub struct ScaleMeasurement {
     pub first_answer_ms: u64,
     /// The status of that answer.
     pub status: u16,
+    /// Milliseconds from replacing the ECDS file (the module already loaded) to the first
+    /// answer decided by the new configuration; `None` where there is no Warden, or it never
+    /// came (within 60 s).
+    #[serde(default)]
+    pub reload_ms: Option<u64>,
 }
 
 /// The section's markdown, from `scale/results.jsonl`, with the module size.
@@ -158,9 +199,9 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
          plaintext listener; the workload in the node metadata, as in an Istio sidecar. The mesh: \
          policies in 500 namespaces, 20 of which select the workload (one from the root namespace). \
          RSS 3 s after the first answer; Warden's VMs is its `warden_wasm_memory_bytes` gauge (every \
-         Warden VM's linear memory); first answer: from starting Envoy to the listener's first answer.\n\n\
+         Warden VM's linear memory); first answer: from starting Envoy to the listener's first answer; ECDS reload: Warden's filter comes by ECDS from a watched file (as a WasmPlugin reaches a sidecar), which is replaced, the module already loaded, by the same policies plus one that flips a probe's answer: from the rename to the first answer decided by the new configuration.\n\n\
          Reproduce: `make bench-envoy` (or `benches/envoy/scale.sh` alone).\n\n\
-         | configuration | RSS | above passthrough | Warden's VMs | first answer |\n|---|---:|---:|---:|---:|\n",
+         | configuration | RSS | above passthrough | Warden's VMs | first answer | ECDS reload |\n|---|---:|---:|---:|---:|---:|\n",
     );
     let base = find("passthrough").map_or(0, |r| r.rss_kib);
     for row in ROWS {
@@ -170,8 +211,13 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
         } else {
             String::new()
         };
+        let reload = match (m.reload_ms, m.wasm_bytes > 0) {
+            (Some(ms), _) => format!("{ms} ms"),
+            (None, true) => "none in 60 s".to_string(),
+            (None, false) => String::new(),
+        };
         out.push_str(&format!(
-            "| {} | {:.1} MiB | {:+.1} MiB | {vm} | {} ms ({}) |\n",
+            "| {} | {:.1} MiB | {:+.1} MiB | {vm} | {} ms ({}) | {reload} |\n",
             row.title,
             mib(m.rss_kib),
             mib(m.rss_kib) - mib(base),
@@ -196,6 +242,14 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
             applicable.first_answer_ms,
             met(first <= 1.2)
         ));
+    }
+    if let (Some(mesh), Some(applicable)) = (find("warden-mesh-10000"), find("warden-applicable")) {
+        if let (Some(a), Some(b)) = (mesh.reload_ms, applicable.reload_ms) {
+            out.push_str(&format!(
+                "| whole mesh of 10,000 ÷ applicable only, ECDS reload (no target; reported) | {:.1}× ({a} vs {b} ms) | |\n",
+                ratio(a as f64, b as f64)
+            ));
+        }
     }
     if let (Some(idle), Some(empty)) = (find("warden-idle"), find("empty-filter")) {
         let r = ratio(idle.rss_kib as f64 - base as f64, empty.rss_kib as f64 - base as f64);
