@@ -206,10 +206,12 @@ bench:
 	CARGO_TARGET_DIR=$(CURDIR)/target/bench cargo bench -p warden-benches
 
 # What the Envoy harness needs beyond `make deps`: wrk (the load), gnuplot (the chart), a C
-# compiler and OpenSSL's headers (the shim that gives wrk a client certificate).
+# compiler and OpenSSL's headers (the shim that gives wrk a client certificate), GNU time (the
+# command's peak memory at scale).
 bench-deps: deps
 	missing=(); \
 	for tool in wrk gnuplot cc taskset; do command -v $$tool >/dev/null || missing+=($$tool); done; \
+	[ -x /usr/bin/time ] || missing+=(time); \
 	[ -f /usr/include/openssl/ssl.h ] || missing+=(ssl.h); \
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  packages=(); \

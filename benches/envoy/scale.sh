@@ -19,7 +19,7 @@ RUN_DIR="${RUN_DIR:-$ROOT/benches/.run/envoy}"
 RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results}"
 SCALE_BASE_PORT="${SCALE_BASE_PORT:-17500}"
 
-need "$ENVOY" curl openssl cargo
+need "$ENVOY" curl openssl cargo /usr/bin/time
 build empty
 mkdir -p "$RUN_DIR/scale" "$RESULTS_DIR"
 log "preparing the scale configurations in $RUN_DIR/scale"
@@ -71,4 +71,17 @@ while IFS=$'\t' read -r name port admin config ecds_file reload_file; do
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 done <"$RUN_DIR/scale/plan.tsv"
+# The command on the same 10,000 policies: wall time and peak memory (GNU time).
+cli_results="$RUN_DIR/scale/cli.jsonl"
+: >"$cli_results"
+mesh="$RUN_DIR/scale/mesh-10000.yaml"
+for command in "check $mesh" "compile $mesh" "compile $mesh --workload ns0,app=app0"; do
+  # shellcheck disable=SC2086 # the command's words
+  /usr/bin/time -f '%e %M' -o "$RUN_DIR/scale/time.txt" "$WARDEN" $command >/dev/null 2>&1 ||
+    die "warden $command failed"
+  read -r seconds kib <"$RUN_DIR/scale/time.txt"
+  printf '{"command":"%s","seconds":%s,"max_rss_kib":%s}\n' \
+    "warden ${command//$mesh/mesh-10000.yaml}" "$seconds" "$kib" >>"$cli_results"
+  log "warden ${command//$mesh/mesh-10000.yaml}: $seconds s, $((kib / 1024)) MiB"
+done
 "$WARDEN_BENCH" scale-report --run "$RUN_DIR" --wasm "$WARDEN_WASM" --out "$RESULTS_DIR/scale.md"
