@@ -491,16 +491,12 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
                 enforcer.authn().authenticate(request, inputs.now, &given, &mut cache, &PureRust)
             });
             if let Outcome::WaitForKeys { sources } = &outcome {
-                let uris: Vec<String> = sources
-                    .iter()
-                    .filter_map(|s| enforcer.authn().remote_sources().get(s.0))
-                    .map(|r| r.uri.clone())
-                    .collect();
+                let uris = remote_uris(&enforcer, sources);
                 bail!(
                     "the request carries a token whose keys the module fetches from {} at run \
                      time: pass them with --jwks FILE, or give the token with --token to have \
                      everything but its signature checked",
-                    uris.join(", ")
+                    uris
                 );
             }
             record(
@@ -546,16 +542,12 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
             });
             let mut verified = true;
             if let Outcome::WaitForKeys { sources } = &outcome {
-                let uris: Vec<String> = sources
-                    .iter()
-                    .filter_map(|s| enforcer.authn().remote_sources().get(s.0))
-                    .map(|r| r.uri.clone())
-                    .collect();
+                let uris = remote_uris(&enforcer, sources);
                 notes.push(format!(
                     "signature NOT verified: the issuer's keys are fetched from {} at run time; \
                      pass them with --jwks FILE to verify it (every other check the module \
                      makes on the token was made)",
-                    uris.join(", ")
+                    uris
                 ));
                 let (resigned, set) = stand_in(token)?;
                 sent = owned.with_token(&resigned);
@@ -603,6 +595,14 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
         analysis,
         &root,
     )
+}
+
+/// The `jwksUri`s of the key sources a token waits for, for the report.
+fn remote_uris(enforcer: &Enforcer, sources: &[SourceId]) -> String {
+    let remote = enforcer.authn().remote_sources();
+    let uris: Vec<&str> =
+        sources.iter().filter_map(|s| remote.get(s.0)).map(|r| r.uri.as_str()).collect();
+    uris.join(", ")
 }
 
 /// What authentication concluded, into the report.

@@ -52,6 +52,15 @@ impl<T> Observed<T> {
         value.map_or(Observed::Absent, Observed::Known)
     }
 
+    /// The same observation, borrowing the value.
+    pub fn as_ref(&self) -> Observed<&T> {
+        match self {
+            Observed::Known(value) => Observed::Known(value),
+            Observed::Absent => Observed::Absent,
+            Observed::Unknown => Observed::Unknown,
+        }
+    }
+
     /// The value, when known.
     pub fn known(self) -> Option<T> {
         match self {
@@ -210,21 +219,19 @@ impl OwnedRequest {
         peer_identity: PeerIdentity,
         f: impl FnOnce(&Request<'_>) -> R,
     ) -> R {
-        let headers = self.header_map();
-        let peer = match &self.peer {
-            Observed::Known(peer) => Observed::Known(peer),
-            Observed::Absent => Observed::Absent,
-            Observed::Unknown => Observed::Unknown,
-        };
-        let connection = Connection {
-            peer,
+        view(&self.header_map(), self.connection(), peer_identity, f)
+    }
+
+    /// What was observed of the connection, borrowed.
+    pub fn connection(&self) -> Connection<'_> {
+        Connection {
+            peer: self.peer.as_ref(),
             source_ip: self.source_ip,
             remote_ip: self.remote_ip,
             destination_ip: self.destination_ip,
             destination_port: self.destination_port,
             sni: self.sni.as_deref(),
-        };
-        view(&headers, connection, peer_identity, f)
+        }
     }
 
     /// The request laid out as Envoy's header map: pseudo-headers first (an empty one left
@@ -427,19 +434,7 @@ mod tests {
             let decoded = crate::config::wire::pairs(&wire).unwrap();
             for identity in [PeerIdentity::Certificate, PeerIdentity::Xfcc] {
                 let tools = owned.with_peer_identity(identity, seen);
-                let connection = Connection {
-                    peer: match &owned.peer {
-                        Observed::Known(peer) => Observed::Known(peer),
-                        Observed::Absent => Observed::Absent,
-                        Observed::Unknown => Observed::Unknown,
-                    },
-                    source_ip: owned.source_ip,
-                    remote_ip: owned.remote_ip,
-                    destination_ip: owned.destination_ip,
-                    destination_port: owned.destination_port,
-                    sni: owned.sni.as_deref(),
-                };
-                let module = view(&decoded, connection, identity, seen);
+                let module = view(&decoded, owned.connection(), identity, seen);
                 assert_eq!(tools, module, "{identity:?}");
             }
         }

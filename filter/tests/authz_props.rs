@@ -17,7 +17,7 @@ use proptest::sample::select;
 use serde_json::{json, Map, Value};
 use warden::authz::{self, Action, Decision, Engine, Mesh, Policy, Reason, RuleRef};
 use warden::config::{self, Document, Resource, Workload};
-use warden::request::{Connection, Identity, Observed, Peer, Request};
+use warden::request::{Connection, Identity, Observed, OwnedRequest, Peer, Request};
 
 const PRINCIPALS: &[&str] =
     &["cluster.local/ns/a/sa/x", "cluster.local/ns/a/sa/y", "cluster.local/ns/b/*", "*/sa/y", "*"];
@@ -184,52 +184,21 @@ fn policies() -> impl Strategy<Value = Vec<Policy>> {
     })
 }
 
-/// A request's owned parts.
+/// A request (built as the module builds it, `OwnedRequest`) and the claims of its token.
 #[derive(Debug, Clone)]
 struct Owned {
-    method: Vec<u8>,
-    path: Vec<u8>,
-    host: Vec<u8>,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    peer: Observed<Peer>,
-    source_ip: Observed<IpAddr>,
-    remote_ip: Option<IpAddr>,
-    destination_port: Option<u16>,
-    sni: Option<Vec<u8>>,
+    request: OwnedRequest,
     token: Option<Map<String, Value>>,
 }
 
 impl Owned {
     fn with<R>(&self, f: impl FnOnce(&Request<'_>, Option<&Identity>) -> R) -> R {
-        let pseudo = [
-            (&b":method"[..], self.method.as_slice()),
-            (b":path", self.path.as_slice()),
-            (b":authority", self.host.as_slice()),
-        ];
-        let headers: Vec<(&[u8], &[u8])> = pseudo
-            .into_iter()
-            .chain(self.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
-            .collect();
-        let peer = match &self.peer {
-            Observed::Known(peer) => Observed::Known(peer),
-            Observed::Absent => Observed::Absent,
-            Observed::Unknown => Observed::Unknown,
-        };
-        let connection = Connection {
-            peer,
-            source_ip: self.source_ip,
-            remote_ip: self.remote_ip,
-            destination_ip: None,
-            destination_port: self.destination_port,
-            sni: self.sni.as_deref(),
-        };
-        let request = Request::from_header_map(&headers, connection);
         let identity = self.token.as_ref().map(|claims| Identity {
             issuer: claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_string(),
             subject: claims.get("sub").and_then(Value::as_str).map(str::to_string),
             claims: claims.clone(),
         });
-        f(&request, identity.as_ref())
+        self.request.with(|request| f(request, identity.as_ref()))
     }
 }
 
@@ -331,15 +300,18 @@ fn request() -> impl Strategy<Value = Owned> {
                 (peer, source_ip, remote_ip, destination_port),
                 (sni, token),
             )| Owned {
-                method,
-                path,
-                host,
-                headers,
-                peer,
-                source_ip,
-                remote_ip,
-                destination_port,
-                sni,
+                request: OwnedRequest {
+                    method,
+                    path,
+                    authority: host,
+                    headers,
+                    peer,
+                    source_ip,
+                    remote_ip,
+                    destination_ip: None,
+                    destination_port,
+                    sni,
+                },
                 token,
             },
         )
@@ -429,9 +401,10 @@ proptest! {
         let mut prefixed_san = b"spiffe://cluster.local/ns/".to_vec();
         prefixed_san.extend_from_slice(&san);
         let owned = Owned {
+            request: OwnedRequest {
             method,
             path,
-            host,
+            authority: host,
             headers: vec![(header_name, header_value.clone()), (b"x-a".to_vec(), header_value)],
             peer: Observed::Known(Peer {
                 uri_sans: vec![san, prefixed_san],
@@ -442,7 +415,9 @@ proptest! {
             source_ip: Observed::Absent,
             remote_ip: None,
             destination_port: Some(8080),
+            destination_ip: None,
             sni: None,
+            },
             token: Some(Map::from_iter([
                 ("iss".to_string(), json!(claim.clone())),
                 ("sub".to_string(), json!(claim.clone())),

@@ -169,13 +169,8 @@ impl RequestData {
     ) -> Option<R> {
         let headers = wire::pairs(&self.header_map)?;
         let facts = self.connection.as_deref();
-        let peer = match facts.map(|f| &f.peer) {
-            Some(Observed::Known(peer)) => Observed::Known(peer),
-            Some(Observed::Unknown) => Observed::Unknown,
-            Some(Observed::Absent) | None => Observed::Absent,
-        };
         let connection = Connection {
-            peer,
+            peer: facts.map_or(Observed::Absent, |f| f.peer.as_ref()),
             source_ip: facts.map_or(Observed::Unknown, |f| f.direct_peer),
             remote_ip: self.remote_ip,
             destination_ip: facts.and_then(|f| f.destination_ip),
