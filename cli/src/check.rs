@@ -143,7 +143,7 @@ pub fn human(analysis: &Analysis, strict: bool, verbose: bool) -> String {
 }
 
 /// Where a document is, in the JSON report.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 struct Place {
     file: Option<String>,
     document: Option<usize>,

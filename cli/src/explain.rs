@@ -133,10 +133,15 @@ pub struct HeaderArg {
 impl std::str::FromStr for HeaderArg {
     type Err = String;
 
+    /// A pseudo-header keeps its leading colon: `:authority: api` names `:authority`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.split_once(':') {
+        let (pseudo, rest) = match text.strip_prefix(':') {
+            Some(rest) => (":", rest),
+            None => ("", text),
+        };
+        match rest.split_once(':') {
             Some((name, value)) if !name.trim().is_empty() => Ok(HeaderArg {
-                name: name.trim().to_ascii_lowercase(),
+                name: format!("{pseudo}{}", name.trim().to_ascii_lowercase()),
                 value: value.trim_start().to_string(),
             }),
             _ => Err(format!("{text:?}: expected NAME:VALUE")),
@@ -469,7 +474,6 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
     let root = config.root_namespace.clone();
     let workload = &inputs.workload.workload.clone();
     let owned = ExplainedRequest::new(&inputs.request, &config.trust_domain, config.peer_identity)?;
-    let mut notes = Vec::new();
     let applicable_authn = !enforcer.authn().is_empty();
 
     let mut cache = TokenCache::new(16);
@@ -482,11 +486,12 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
         failure: None,
         notes: Vec::new(),
     };
+    // The keys --jwks gives stand for every remote key source.
+    let given = StandIn(inputs.jwks.as_ref().map(|(_, set)| set));
     let request = match &inputs.credential {
         Credential::None => {
             // A token may still ride in the request itself (-H, the query, a cookie): the
             // module would read it wherever the rules say, so explain does too.
-            let given = StandIn(inputs.jwks.as_ref().map(|(_, set)| set));
             let outcome = with_request(&owned, |request| {
                 enforcer.authn().authenticate(request, inputs.now, &given, &mut cache, &PureRust)
             });
@@ -494,19 +499,12 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
                 let uris = remote_uris(&enforcer, sources);
                 bail!(
                     "the request carries a token whose keys the module fetches from {} at run \
-                     time: pass them with --jwks FILE, or give the token with --token to have \
-                     everything but its signature checked",
+                     time: pass them with --jwks FILE, or give the token with --token instead of \
+                     in the request to have everything but its signature checked",
                     uris
                 );
             }
-            record(
-                &mut authentication,
-                &mut notes,
-                &enforcer,
-                outcome,
-                true,
-                inputs.jwks.as_ref(),
-            )?;
+            record(&mut authentication, &enforcer, outcome, true, inputs.jwks.as_ref())?;
             owned
         }
         Credential::Claims(claims) => {
@@ -514,14 +512,14 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
             let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
             let (any, split) = claims_rule(analysis, workload, &root, issuer);
             if !any {
-                notes.push(
+                authentication.notes.push(
                     "no RequestAuthentication applies to this workload, so the module reads no \
                      token: the claims are ignored and the request has no JWT identity"
                         .to_string(),
                 );
             } else {
                 if split.is_none() {
-                    notes.push(format!(
+                    authentication.notes.push(format!(
                         "no jwtRule of this workload accepts issuer {issuer:?}: a real token \
                          from it would be refused with 401 (Jwt issuer is not configured); \
                          evaluated with the claims anyway"
@@ -536,14 +534,13 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
         }
         Credential::Token(token) => {
             let mut sent = owned.with_token(token);
-            let given = StandIn(inputs.jwks.as_ref().map(|(_, set)| set));
             let mut outcome = with_request(&sent, |request| {
                 enforcer.authn().authenticate(request, inputs.now, &given, &mut cache, &PureRust)
             });
             let mut verified = true;
             if let Outcome::WaitForKeys { sources } = &outcome {
                 let uris = remote_uris(&enforcer, sources);
-                notes.push(format!(
+                authentication.notes.push(format!(
                     "signature NOT verified: the issuer's keys are fetched from {} at run time; \
                      pass them with --jwks FILE to verify it (every other check the module \
                      makes on the token was made)",
@@ -559,7 +556,7 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
                 stand_in_keys = Some(set);
             }
             if matches!(outcome, Outcome::Anonymous { .. }) {
-                notes.push(if applicable_authn {
+                authentication.notes.push(if applicable_authn {
                     "no jwtRule of this workload reads `Authorization: Bearer`: the token was \
                      not looked at (send it where the rule expects it, with --header or in \
                      --path's query)"
@@ -570,18 +567,10 @@ pub fn explain(inputs: Inputs<'_>) -> Result<Report> {
                         .to_string()
                 });
             }
-            record(
-                &mut authentication,
-                &mut notes,
-                &enforcer,
-                outcome,
-                verified,
-                inputs.jwks.as_ref(),
-            )?;
+            record(&mut authentication, &enforcer, outcome, verified, inputs.jwks.as_ref())?;
             sent
         }
     };
-    authentication.notes = notes;
     // The verdict uses the same keys as authentication did, so it sees the same token outcome.
     let keys = StandIn(stand_in_keys.as_ref().or(inputs.jwks.as_ref().map(|(_, set)| set)));
     finish(
@@ -608,7 +597,6 @@ fn remote_uris(enforcer: &Enforcer, sources: &[SourceId]) -> String {
 /// What authentication concluded, into the report.
 fn record(
     authentication: &mut Authentication,
-    notes: &mut Vec<String>,
     enforcer: &Enforcer,
     outcome: Outcome,
     verified: bool,
@@ -622,7 +610,9 @@ fn record(
             authentication.identity = Some(identity);
             authentication.rule = enforcer.authn().rule_origin(rule).map(ToString::to_string);
             if let (true, Some((file, _))) = (verified, jwks) {
-                notes.push(format!("keys of jwksUri and discovery rules taken from {file}"));
+                authentication
+                    .notes
+                    .push(format!("keys of jwksUri and discovery rules taken from {file}"));
             }
         }
         Outcome::Rejected(failure) => {
@@ -788,7 +778,6 @@ impl Report {
     /// The JSON report (see [`JSON_HELP`]).
     pub fn json(&self) -> json::Report<'_> {
         let request = &self.request;
-        let ip = |ip: Option<IpAddr>| ip.map(|ip| ip.to_string());
         let authorization = self.explanation.as_ref().map(|explanation| json::Authorization {
             groups: GROUPS
                 .iter()
@@ -834,9 +823,9 @@ impl Report {
                     .map(|h| (h.name.as_str(), h.value.as_str()))
                     .collect(),
                 peer: request.peer.as_deref(),
-                source_ip: ip(request.source_ip),
-                remote_ip: ip(request.remote_ip.or(request.source_ip)),
-                destination_ip: ip(request.destination_ip),
+                source_ip: request.source_ip,
+                remote_ip: request.remote_ip.or(request.source_ip),
+                destination_ip: request.destination_ip,
                 port: request.port,
                 sni: request.sni.as_deref(),
             },
@@ -1136,6 +1125,7 @@ impl Report {
 /// The `--format json` report's types: its schema is [`JSON_HELP`], field for field.
 pub mod json {
     use std::collections::BTreeMap;
+    use std::net::IpAddr;
 
     use serde::Serialize;
     use warden::authz::{AlternativeExplanation, FieldExplanation, PolicyExplanation};
@@ -1167,9 +1157,9 @@ pub mod json {
         pub(super) host: Option<&'a str>,
         pub(super) headers: Vec<(&'a str, &'a str)>,
         pub(super) peer: Option<&'a str>,
-        pub(super) source_ip: Option<String>,
-        pub(super) remote_ip: Option<String>,
-        pub(super) destination_ip: Option<String>,
+        pub(super) source_ip: Option<IpAddr>,
+        pub(super) remote_ip: Option<IpAddr>,
+        pub(super) destination_ip: Option<IpAddr>,
         pub(super) port: Option<u16>,
         pub(super) sni: Option<&'a str>,
     }
@@ -1329,6 +1319,22 @@ pub mod json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_flags_keep_pseudo_header_names_and_lower_case_the_rest() {
+        let parse = |text: &str| text.parse::<HeaderArg>();
+        assert_eq!(
+            parse(":authority: api.example.com:8443"),
+            Ok(HeaderArg { name: ":authority".into(), value: "api.example.com:8443".into() })
+        );
+        assert_eq!(
+            parse("X-Role:  admin"),
+            Ok(HeaderArg { name: "x-role".into(), value: "admin".into() })
+        );
+        assert!(parse("nocolon").is_err());
+        assert!(parse(": value").is_err());
+        assert!(parse("::x").is_err());
+    }
 
     #[test]
     fn workloads_parse_with_name_and_labels() {

@@ -625,35 +625,32 @@ fn run_check(args: CheckArgs) -> Result<ExitCode> {
     })
 }
 
-/// Writes a report: to standard output, styled where styles are wanted, or to `output`
-/// (atomically, never styled).
+/// Writes a report to `output` or standard output: JSON exactly as serialized, human text
+/// styled only on a terminal (never in a file).
 fn write_report(
     output: Option<&Path>,
     format: ReportFormat,
     human: impl FnOnce() -> String,
     json: impl FnOnce() -> serde_json::Result<String>,
 ) -> Result<()> {
-    let text = match format {
-        ReportFormat::Human => human(),
-        ReportFormat::Json => json()? + "\n",
-    };
-    match output {
-        Some(path) if path.as_os_str() != "-" => output::write_atomically(
-            path,
-            anstream::adapter::strip_str(&text).to_string().as_bytes(),
-            None,
-        ),
-        _ => Ok(style::print(&text)?),
+    match (format, output) {
+        (ReportFormat::Json, _) => output::emit(output, (json()? + "\n").as_bytes()),
+        (ReportFormat::Human, Some(path)) if path.as_os_str() != "-" => {
+            let text = anstream::adapter::strip_str(&human()).to_string();
+            output::emit(Some(path), text.as_bytes())
+        }
+        (ReportFormat::Human, _) => Ok(style::print(&human())?),
     }
 }
 
-/// `-o/--output` names a file (or a directory) for every command; `--format` chooses the
-/// form. A bare format name is refused, since `-o json` once chose JSON in `check` and
-/// `explain`, and would now silently write a file named `json`.
+/// `-o/--output` names a file (or a directory) in every command; a bare format name is
+/// refused, since `-o json` once chose JSON in `check` and `explain`, and would now silently
+/// write a file named `json`.
 fn output_file(text: &str) -> Result<PathBuf, String> {
     if ["json", "human", "yaml"].contains(&text) {
         return Err(format!(
-            "-o/--output names the file to write; for the report's form use --format {text}"
+            "-o/--output names the file to write (./{text} for a file of that name); the form \
+             is chosen with --format, e.g. --format {text} where the command has it"
         ));
     }
     Ok(PathBuf::from(text))

@@ -389,14 +389,13 @@ impl FromStr for TimeArg {
         if text == "now" {
             return Ok(TimeArg::FromNow(0));
         }
-        if let Some(rest) = text.strip_prefix('+') {
-            return Ok(TimeArg::FromNow(parse_seconds(rest)?));
-        }
         if let Some(rest) = text.strip_prefix('-') {
             if rest.chars().all(|c| c.is_ascii_digit()) {
                 bail!("invalid time {text:?}: Unix times are not negative; for \"in the past\" write -90s");
             }
-            return Ok(TimeArg::FromNow(-parse_seconds(rest)?));
+        }
+        if text.starts_with(['+', '-']) {
+            return text.parse::<SignedDuration>().map(|d| TimeArg::FromNow(d.0));
         }
         text.parse::<i64>().map(TimeArg::Unix).map_err(|_| {
             anyhow!("invalid time {text:?}: expected Unix seconds, now, +DURATION or -DURATION")
