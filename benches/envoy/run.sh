@@ -60,13 +60,17 @@ done <"$RUN_DIR/plan.tsv"
 # Warden), on wrk's CPU, so that Envoy's CPU time is the proxy's work for a call, not the
 # authorizer's.
 AUTHZ_PORT=$((BASE_PORT + 200))
-taskset -c "$WRK_CPU" "$WARDEN" playground authz --listen "127.0.0.1:$AUTHZ_PORT" \
-  </dev/null >"$RUN_DIR/logs/authz.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 50); do
-  curl -fs "http://127.0.0.1:$AUTHZ_PORT/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+if [[ " ${NAMES[*]} " == *" custom-"* ]]; then
+  taskset -c "$WRK_CPU" "$WARDEN" playground authz --listen "127.0.0.1:$AUTHZ_PORT" \
+    </dev/null >"$RUN_DIR/logs/authz.log" 2>&1 &
+  PIDS+=("$!")
+  for _ in $(seq 50); do
+    curl -fs "http://127.0.0.1:$AUTHZ_PORT/ready" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fs "http://127.0.0.1:$AUTHZ_PORT/ready" >/dev/null 2>&1 ||
+    die "the authorizer did not start on 127.0.0.1:$AUTHZ_PORT ($RUN_DIR/logs/authz.log)"
+fi
 
 for i in "${!NAMES[@]}"; do
   start_envoy "${CONFIGS[$i]}" "$RUN_DIR/logs/${NAMES[$i]}.log" "$ENVOY_CPU"

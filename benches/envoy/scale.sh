@@ -31,7 +31,7 @@ now_ms() { date +%s%3N; }
 probe() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H 'x-reload-probe: 1' "http://127.0.0.1:$1/api" || true
 }
-while IFS=$'\t' read -r name port admin config ecds_file reload_file; do
+while IFS=$'\t' read -r name port admin config ecds_file reload_file expected; do
   logfile="$RUN_DIR/scale/$name.log"
   started=$(now_ms)
   "$ENVOY" -c "$config" --concurrency 2 --disable-hot-restart -l warning </dev/null >"$logfile" 2>&1 &
@@ -52,13 +52,13 @@ while IFS=$'\t' read -r name port admin config ecds_file reload_file; do
   reload=null
   if [ -n "$reload_file" ]; then
     before="$(probe "$port")"
+    [ "$before" != "$expected" ] || die "$name: the probe already answers $expected before the reload"
     cp "$reload_file" "$ecds_file.next"
     reload_started=$(now_ms)
     mv "$ecds_file.next" "$ecds_file"
     reload_deadline=$((reload_started + 60000))
     while [ "$(now_ms)" -lt "$reload_deadline" ]; do
-      after="$(probe "$port")"
-      if [ "$after" != "$before" ] && [ "$after" != 000 ]; then
+      if [ "$(probe "$port")" = "$expected" ]; then
         reload=$(($(now_ms) - reload_started))
         break
       fi
@@ -75,13 +75,18 @@ done <"$RUN_DIR/scale/plan.tsv"
 cli_results="$RUN_DIR/scale/cli.jsonl"
 : >"$cli_results"
 mesh="$RUN_DIR/scale/mesh-10000.yaml"
-for command in "check $mesh" "compile $mesh" "compile $mesh --workload ns0,app=app0"; do
-  # shellcheck disable=SC2086 # the command's words
-  /usr/bin/time -f '%e %M' -o "$RUN_DIR/scale/time.txt" "$WARDEN" $command >/dev/null 2>&1 ||
-    die "warden $command failed"
+workload="$(cat "$RUN_DIR/scale/workload.txt")"
+for label in check compile compile-workload; do
+  case "$label" in
+    check) command=(check "$mesh"); shown="warden check mesh-10000.yaml" ;;
+    compile) command=(compile "$mesh"); shown="warden compile mesh-10000.yaml" ;;
+    compile-workload) command=(compile "$mesh" --workload "$workload")
+      shown="warden compile mesh-10000.yaml --workload $workload" ;;
+  esac
+  /usr/bin/time -f '%e %M' -o "$RUN_DIR/scale/time.txt" "$WARDEN" "${command[@]}" >/dev/null 2>&1 ||
+    die "$shown failed"
   read -r seconds kib <"$RUN_DIR/scale/time.txt"
-  printf '{"command":"%s","seconds":%s,"max_rss_kib":%s}\n' \
-    "warden ${command//$mesh/mesh-10000.yaml}" "$seconds" "$kib" >>"$cli_results"
-  log "warden ${command//$mesh/mesh-10000.yaml}: $seconds s, $((kib / 1024)) MiB"
+  printf '{"command":"%s","seconds":%s,"max_rss_kib":%s}\n' "$shown" "$seconds" "$kib" >>"$cli_results"
+  log "$shown: $seconds s, $((kib / 1024)) MiB"
 done
 "$WARDEN_BENCH" scale-report --run "$RUN_DIR" --wasm "$WARDEN_WASM" --out "$RESULTS_DIR/scale.md"

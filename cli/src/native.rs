@@ -305,7 +305,8 @@ fn custom_filters(
 ) -> Result<Vec<Value>, Vec<NativeError>> {
     let custom: Vec<_> = authz
         .iter()
-        .filter(|(_, o)| o.spec.action == Action::Custom && !dry_run(&o.metadata.annotations))
+        // A dry-run CUSTOM policy never gets here: the module's validation refuses it.
+        .filter(|(_, o)| o.spec.action == Action::Custom)
         .collect();
     let Some((first, _)) = custom.first() else { return Ok(Vec::new()) };
     let mut errors = Vec::new();
@@ -319,7 +320,19 @@ fn custom_filters(
         [name] => config.providers.iter().find(|p| p.name == *name),
         _ => None,
     };
-    let Some(http) = provider.and_then(|p| p.envoy_ext_authz_http.as_ref()) else {
+    // The provider as the module compiled it: its cluster (the default istiod names) and its
+    // timeout, parsed once.
+    let compiled = warden::authorizer::Providers::from_config(config).ok();
+    let compiled = compiled.as_ref().and_then(|all| {
+        let name = provider.map(|p| p.name.as_str())?;
+        match &all.get(name)?.kind {
+            warden::authorizer::Kind::Http(http) => Some((http.cluster.clone(), http.timeout)),
+            warden::authorizer::Kind::Grpc => None,
+        }
+    });
+    let (Some(http), Some((cluster, timeout))) =
+        (provider.and_then(|p| p.envoy_ext_authz_http.as_ref()), compiled)
+    else {
         return Err(vec![NativeError::Untranslated {
             object: first.clone(),
             field: "spec.provider.name".into(),
@@ -378,18 +391,12 @@ fn custom_filters(
             .collect();
         json!({ "patterns": patterns })
     };
-    let cluster =
-        http.cluster.clone().unwrap_or_else(|| format!("outbound|{}||{}", http.port, http.service));
     let mut service = json!({
         "server_uri": {
             "uri": format!("http://{}", http.service),
             "cluster": cluster,
             // Protobuf's JSON form (`0.500s`), whatever form the setting used.
-            "timeout": http
-                .timeout
-                .as_deref()
-                .and_then(|t| warden::config::duration::parse(t).ok())
-                .map_or_else(|| "600s".to_string(), |d| format!("{:.3}s", d.as_secs_f64())),
+            "timeout": format!("{:.3}s", timeout.as_secs_f64()),
         },
     });
     // Set only when given, as istiod does (an empty matcher list is invalid to Envoy).

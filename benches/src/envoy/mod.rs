@@ -433,12 +433,13 @@ pub fn prepare(options: &PrepareOptions) -> Result<()> {
             if set == PolicySet::Custom10 { &custom_settings_path } else { &settings_path };
         if set == PolicySet::Custom10 {
             // Every request asks the authorizer: a CUSTOM rule that matches all.
-            objects.push(serde_json::json!({
-                "apiVersion": "security.istio.io/v1",
-                "kind": "AuthorizationPolicy",
-                "metadata": { "name": "bench-custom", "namespace": mesh.workload.namespace },
-                "spec": { "action": "CUSTOM", "provider": { "name": "bench-authz" }, "rules": [{}] },
-            }));
+            objects.push(policies::object(
+                "bench-custom",
+                &mesh.workload.namespace,
+                serde_json::json!({
+                    "action": "CUSTOM", "provider": { "name": "bench-authz" }, "rules": [{}],
+                }),
+            ));
         }
         let policy_file = out.join(format!("policies/{}.yaml", set.name()));
         fixtures::write_objects(&policy_file, &objects)?;

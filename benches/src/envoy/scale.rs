@@ -39,7 +39,8 @@ pub const ROWS: [ScaleRow; 7] = [
 ];
 
 /// Writes `scale/plan.tsv` (name, port, admin port, bootstrap, and for Warden's rows the watched
-/// ECDS file and the configuration that replaces it) and everything it names.
+/// ECDS file, the configuration that replaces it and the probe's answer under the new one) and
+/// everything it names.
 pub fn prepare(
     out: &Path,
     warden: &Path,
@@ -51,12 +52,14 @@ pub fn prepare(
     fs::create_dir_all(&dir)?;
     let settings = dir.join("settings.json");
     fs::write(&settings, "{}")?;
-    let none = dir.join("none.yaml");
-    fixtures::write_objects(&none, &[])?;
     let (workload, mesh_1k) = policies::scaled_mesh(1_000, 500, 20);
     let (_, mesh_10k) = policies::scaled_mesh(10_000, 500, 20);
     let labels: Vec<String> = workload.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let workload_arg = format!("{},{}", workload.namespace, labels.join(","));
+    // scale.sh times `warden compile --workload` for the same workload.
+    fs::write(dir.join("workload.txt"), &workload_arg)?;
+    fixtures::write_objects(&dir.join("none.yaml"), &[])?;
+    fixtures::write_objects(&dir.join("mesh-1000.yaml"), &mesh_1k)?;
     fixtures::write_objects(&dir.join("mesh-10000.yaml"), &mesh_10k)?;
     // What istiod would hand the sidecar: the policies selecting the workload.
     let applicable = dir.join("applicable.yaml");
@@ -72,11 +75,6 @@ pub fn prepare(
         config["policies"].as_array().cloned().context("the compiled configuration's policies")?;
     fixtures::write_objects(&applicable, &objects)?;
 
-    let ecds = |input: &Path, name: &str| -> Result<Value> {
-        let path = dir.join(format!("{name}.warden.json"));
-        compile(warden, input, &settings, "ecds", Some(wasm), &path)?;
-        read_json(&path)
-    };
     let native_path = dir.join("applicable.native.json");
     let native_settings = dir.join("settings-workload.json");
     fs::write(&native_settings, serde_json::to_string(&json!({ "workload": workload }))?)?;
@@ -89,54 +87,54 @@ pub fn prepare(
     // A Warden row's filter comes by ECDS from a watched file, as a WasmPlugin reaches an Istio
     // sidecar, so the reload column can replace it with the module already loaded: the same
     // policies plus one root-namespace policy that flips the probe's answer when it carries
-    // `x-reload-probe: 1` (DENY where nothing is configured, ALLOW where no ALLOW matches).
-    let warden_row =
-        |name: &str, objects: &[Value], probe_action: &str| -> Result<(Value, String)> {
-            let input = dir.join(format!("{name}.yaml"));
-            fixtures::write_objects(&input, objects)?;
-            let compiled = ecds(&input, name)?;
-            let mut flipped = objects.to_vec();
-            flipped.push(policies::object(
+    // `x-reload-probe: 1` (DENY where nothing is configured, giving 403; ALLOW where no ALLOW
+    // matches, giving 200). The plan says which answer means the new configuration decided.
+    let warden_row = |name: &str, objects: &[Value]| -> Result<(Value, String)> {
+        // Written above, `objects` as YAML.
+        let input = dir.join(format!("{name}.yaml"));
+        let watched = dir.join(format!("ecds-{name}"));
+        fs::create_dir_all(&watched)?;
+        let current = watched.join("warden.json");
+        compile(warden, &input, &settings, "ecds", Some(wasm), &current)?;
+        let (action, expected) = if objects.is_empty() { ("DENY", 403) } else { ("ALLOW", 200) };
+        let mut flipped = objects.to_vec();
+        flipped.push(policies::object(
             "reload-probe",
             "istio-system",
             json!({
-                "action": probe_action,
+                "action": action,
                 "rules": [{"when": [{"key": "request.headers[x-reload-probe]", "values": ["1"]}]}],
             }),
         ));
-            let reload_input = dir.join(format!("{name}.reload.yaml"));
-            fixtures::write_objects(&reload_input, &flipped)?;
-            let reload = dir.join(format!("{name}.reload.warden.json"));
-            compile(warden, &reload_input, &settings, "ecds", Some(wasm), &reload)?;
-            let watched = dir.join(format!("ecds-{name}"));
-            fs::create_dir_all(&watched)?;
-            let current = watched.join("warden.json");
-            fs::write(&current, serde_json::to_string_pretty(&compiled)?)?;
-            let filter = bootstrap::warden_filter_discovered(&current, &watched);
-            Ok((filter, format!("{}\t{}", current.display(), reload.display())))
-        };
+        let reload_input = dir.join(format!("{name}.reload.yaml"));
+        fixtures::write_objects(&reload_input, &flipped)?;
+        let reload = dir.join(format!("{name}.reload.warden.json"));
+        compile(warden, &reload_input, &settings, "ecds", Some(wasm), &reload)?;
+        let filter = bootstrap::warden_filter_discovered(&current, &watched);
+        Ok((filter, format!("{}\t{}\t{expected}", current.display(), reload.display())))
+    };
     let mut plan = String::new();
     for (index, row) in ROWS.iter().enumerate() {
         let (filters, reload) = match row.name {
-            "passthrough" => (Vec::new(), "\t".to_string()),
-            "empty-filter" => (vec![bootstrap::empty_wasm_filter(empty_wasm)], "\t".to_string()),
+            "passthrough" => (Vec::new(), "\t\t".to_string()),
+            "empty-filter" => (vec![bootstrap::empty_wasm_filter(empty_wasm)], "\t\t".to_string()),
             "warden-idle" => {
-                let (filter, reload) = warden_row("none", &[], "DENY")?;
+                let (filter, reload) = warden_row("none", &[])?;
                 (vec![filter], reload)
             }
             "native-applicable" => {
-                (bootstrap::native_filters(&read_json(&native_path)?, false)?, "\t".to_string())
+                (bootstrap::native_filters(&read_json(&native_path)?, false)?, "\t\t".to_string())
             }
             "warden-applicable" => {
-                let (filter, reload) = warden_row("applicable", &objects, "ALLOW")?;
+                let (filter, reload) = warden_row("applicable", &objects)?;
                 (vec![filter], reload)
             }
             "warden-mesh-1000" => {
-                let (filter, reload) = warden_row("mesh-1000", &mesh_1k, "ALLOW")?;
+                let (filter, reload) = warden_row("mesh-1000", &mesh_1k)?;
                 (vec![filter], reload)
             }
             _ => {
-                let (filter, reload) = warden_row("mesh-10000", &mesh_10k, "ALLOW")?;
+                let (filter, reload) = warden_row("mesh-10000", &mesh_10k)?;
                 (vec![filter], reload)
             }
         };

@@ -80,22 +80,27 @@ impl Algorithm {
         Algorithm::ALL.into_iter().find(|alg| alg.name() == name)
     }
 
-    /// Whether the key is a shared secret (HMAC), which an issuer must never publish.
+    /// The RSA algorithms (PKCS#1 v1.5 and PSS).
+    pub const RSA: [Algorithm; 6] = [
+        Algorithm::Rs256,
+        Algorithm::Rs384,
+        Algorithm::Rs512,
+        Algorithm::Ps256,
+        Algorithm::Ps384,
+        Algorithm::Ps512,
+    ];
+
+    /// The HMAC algorithms (a shared secret, which an issuer must never publish).
+    pub const HMAC: [Algorithm; 3] = [Algorithm::Hs256, Algorithm::Hs384, Algorithm::Hs512];
+
+    /// Whether the key is a shared secret (HMAC).
     pub fn is_symmetric(self) -> bool {
-        matches!(self, Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512)
+        Algorithm::HMAC.contains(&self)
     }
 
-    /// Whether the key is an RSA key (PKCS#1 v1.5 or PSS).
+    /// Whether the key is an RSA key.
     pub fn is_rsa(self) -> bool {
-        matches!(
-            self,
-            Algorithm::Rs256
-                | Algorithm::Rs384
-                | Algorithm::Rs512
-                | Algorithm::Ps256
-                | Algorithm::Ps384
-                | Algorithm::Ps512
-        )
+        Algorithm::RSA.contains(&self)
     }
 
     /// The hash output length in bytes (the HMAC tag length, the minimum HMAC key length).

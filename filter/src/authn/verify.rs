@@ -176,9 +176,7 @@ pub fn signature_well_formed(alg: Algorithm, key: &VerifyingKey, signature: &[u8
                 && in_scalar_range(s, &P384_ORDER)
         }
         (Material::Ed25519(_), Algorithm::EdDsa) => signature.len() == 64,
-        (Material::Hmac(_), Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512) => {
-            signature.len() == alg.hash_len()
-        }
+        (Material::Hmac(_), alg) if alg.is_symmetric() => signature.len() == alg.hash_len(),
         _ => false,
     }
 }
