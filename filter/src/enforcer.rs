@@ -843,7 +843,7 @@ pub fn read_plugin_config<R: std::io::Read>(
         serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()))
             .map_err(syntax)?;
     let workload = settings.workload.or_else(|| node_workload.cloned());
-    let read = || read_config(open());
+    let read = || read_config(&open);
     match workload {
         Some(workload) => {
             let root_namespace =
@@ -864,30 +864,32 @@ pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
         .map_err(|message| ConfigError::plugin("", Problem::Syntax(message)))?;
     // Through the same reader as `read_plugin_config` (one copy of the deserializer in the
     // module), without a scope: every policy is kept.
-    read_config(std::io::Cursor::new(&json[..]))
+    read_config(&|| std::io::Cursor::new(&json[..]))
 }
 
-/// The whole configuration from `reader` (in the scope in force, if any).
-fn read_config(reader: impl std::io::Read) -> Result<PluginConfig, ConfigErrors> {
+/// The whole configuration from `open()`'s reader (in the scope in force, if any). A schema
+/// error is located by reading the text a second time (see [`config::locate`]).
+fn read_config<R: std::io::Read>(open: &dyn Fn() -> R) -> Result<PluginConfig, ConfigErrors> {
     let mut deserializer =
-        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
-    let config: PluginConfig =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            let message = error.into_inner().to_string();
-            let problem = if path.is_empty() && message.contains(" at line ") {
-                Problem::Syntax(format!("not valid JSON: {message}"))
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()));
+    let config = <PluginConfig as serde::Deserialize>::deserialize(&mut deserializer)
+        .and_then(|config| deserializer.end().map(|()| config))
+        .map_err(|error| {
+            let problem = if error.is_data() {
+                Problem::Schema(error.to_string())
             } else {
-                Problem::Schema(message)
+                Problem::Syntax(format!("not valid JSON: {error}"))
+            };
+            let path = if error.is_data() {
+                let mut text = Vec::new();
+                match std::io::Read::read_to_end(&mut open(), &mut text) {
+                    Ok(_) => config::locate::path_at(&text, error.line(), error.column()),
+                    Err(_) => String::new(),
+                }
+            } else {
+                String::new()
             };
             ConfigErrors::from(ConfigError::plugin(path, problem))
         })?;
-    deserializer.end().map_err(|error| {
-        ConfigErrors::from(ConfigError::plugin(
-            "",
-            Problem::Syntax(format!("not valid JSON: {error}")),
-        ))
-    })?;
     Ok(config)
 }

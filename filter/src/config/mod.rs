@@ -13,6 +13,7 @@
 pub mod duration;
 pub mod error;
 pub mod istio;
+pub mod locate;
 pub mod plugin;
 pub mod scope;
 pub mod wire;
@@ -209,12 +210,12 @@ pub fn parse_document(value: &Value) -> Result<Document, ConfigErrors> {
 }
 
 /// Deserializes, returning the failing field's path (`rules[0].to[0].operation.methods`, empty
-/// for the value itself) and serde's message.
+/// for the value itself) and serde's message. From text, not from the tree, so that the error
+/// has a position to find the path at (see [`locate`]).
 pub(crate) fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        (path, error.into_inner().to_string())
+    let text = value.to_string();
+    serde_json::from_str(&text).map_err(|error| {
+        (locate::path_at(text.as_bytes(), error.line(), error.column()), locate::message(&error))
     })
 }
 
