@@ -881,8 +881,12 @@ fn read_config<R: std::io::Read>(open: &dyn Fn() -> R) -> Result<PluginConfig, C
                 Problem::Syntax(format!("not valid JSON: {error}"))
             };
             let path = if error.is_data() {
+                // Only as far as the error (a configuration from Envoy is one line): a
+                // module's memory never shrinks, and a refused mesh is megabytes.
+                let limit = if error.line() == 1 { error.column() as u64 + 256 } else { u64::MAX };
                 let mut text = Vec::new();
-                match std::io::Read::read_to_end(&mut open(), &mut text) {
+                match std::io::Read::read_to_end(&mut std::io::Read::take(open(), limit), &mut text)
+                {
                     Ok(_) => config::locate::path_at(&text, error.line(), error.column()),
                     Err(_) => String::new(),
                 }
