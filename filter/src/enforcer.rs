@@ -834,10 +834,7 @@ pub fn read_plugin_config<R: std::io::Read>(
         root_namespace: Option<String>,
     }
     let syntax = |error: serde_json::Error| {
-        ConfigErrors::from(ConfigError::plugin(
-            "",
-            Problem::Syntax(format!("not valid JSON: {error}")),
-        ))
+        ConfigErrors::from(ConfigError::plugin("", Problem::Syntax(error.to_string())))
     };
     let settings: ScopeSettings =
         serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()))
@@ -875,23 +872,25 @@ fn read_config<R: std::io::Read>(open: &dyn Fn() -> R) -> Result<PluginConfig, C
     let config = <PluginConfig as serde::Deserialize>::deserialize(&mut deserializer)
         .and_then(|config| deserializer.end().map(|()| config))
         .map_err(|error| {
-            let problem = if error.is_data() {
-                Problem::Schema(error.to_string())
-            } else {
-                Problem::Syntax(format!("not valid JSON: {error}"))
-            };
-            let path = if error.is_data() {
-                // Only as far as the error (a configuration from Envoy is one line): a
-                // module's memory never shrinks, and a refused mesh is megabytes.
-                let limit = if error.line() == 1 { error.column() as u64 + 256 } else { u64::MAX };
-                let mut text = Vec::new();
-                match std::io::Read::read_to_end(&mut std::io::Read::take(open(), limit), &mut text)
-                {
-                    Ok(_) => config::locate::path_at(&text, error.line(), error.column()),
-                    Err(_) => String::new(),
+            // Only as far as the error (a configuration from Envoy is one line): a module's
+            // memory never shrinks, and a refused mesh is megabytes.
+            let limit = if error.line() == 1 { error.column() as u64 + 256 } else { u64::MAX };
+            let mut text = Vec::new();
+            let path = match std::io::Read::read_to_end(
+                &mut std::io::Read::take(open(), limit),
+                &mut text,
+            ) {
+                Ok(_) if !error.is_eof() => {
+                    config::locate::path_at(&text, error.line(), error.column())
                 }
+                _ => String::new(),
+            };
+            // A value of the wrong shape is a schema error even where serde_json calls it
+            // syntax (a number where an enum's name goes: "expected value").
+            let problem = if path.is_empty() && !error.is_data() {
+                Problem::Syntax(error.to_string())
             } else {
-                String::new()
+                Problem::Schema(error.to_string())
             };
             ConfigErrors::from(ConfigError::plugin(path, problem))
         })?;

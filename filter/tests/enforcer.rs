@@ -278,6 +278,20 @@ fn unknown_plugin_settings_are_refused() {
 }
 
 #[test]
+fn a_settings_error_names_its_field_however_the_text_is_laid_out() {
+    let one_line = br#"{"policies": [], "workload": {"namespace": "api", "lables": {}}}"#;
+    let errors = enforcer::parse_plugin_config(one_line).unwrap_err();
+    assert_eq!(errors.0[0].field, "workload.lables", "{errors}");
+    let pretty = "{\n  \"policies\": [],\n  \"log\": {\n    \"audit\": 3\n  }\n}";
+    let Err(errors) =
+        enforcer::read_plugin_config(|| std::io::Cursor::new(pretty.as_bytes()), None)
+    else {
+        panic!("accepted")
+    };
+    assert_eq!(errors.0[0].field, "log.audit", "{errors}");
+}
+
+#[test]
 fn workload_must_be_known() {
     let config = enforcer::parse_plugin_config(br#"{"policies": []}"#).unwrap();
     assert!(Enforcer::new(&config, None).is_err());
