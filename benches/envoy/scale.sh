@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The memory-and-scale section of the Envoy benchmark (benches/src/envoy/scale.rs): one Envoy per
 # configuration, one after the other, --concurrency 2; for each: time from start to the first
-# answer, then (3 s later) Envoy's RSS and Warden's warden_wasm_memory_bytes, then for Warden's
+# answer, then (3 s later) Envoy's RSS, its heap and Warden's warden_wasm_memory_bytes, then for Warden's
 # rows the ECDS reload: the watched file replaced (a rename) by the same policies plus one that
 # flips a probe's answer, timed to the first flipped answer. Writes RUN_DIR/scale/results.jsonl
 # and RESULTS_DIR/scale.md.
@@ -49,6 +49,11 @@ while IFS=$'\t' read -r name port admin config ecds_file reload_file expected; d
   sleep 3
   rss="$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")"
   wasm="$(curl -s "http://127.0.0.1:$admin/stats?filter=warden_wasm_memory_bytes" | awk -F': ' '{ s += $2 } END { print s + 0 }')"
+  # Envoy's own heap (tcmalloc's resident bytes): what is not in it is Envoy's binary, its
+  # stacks and V8 (compiled code, isolates, the VMs' linear memory).
+  memory="$(curl -s "http://127.0.0.1:$admin/memory" | tr -d ' \n')"
+  heap="$(sed -n 's/.*"total_physical_bytes":"\([0-9]*\)".*/\1/p' <<<"$memory")"
+  live="$(sed -n 's/.*"allocated":"\([0-9]*\)".*/\1/p' <<<"$memory")"
   reload=null
   if [ -n "$reload_file" ]; then
     before="$(probe "$port")"
@@ -65,8 +70,8 @@ while IFS=$'\t' read -r name port admin config ecds_file reload_file expected; d
       sleep 0.01
     done
   fi
-  printf '{"name":"%s","rss_kib":%s,"wasm_bytes":%s,"first_answer_ms":%s,"status":%s,"reload_ms":%s}\n' \
-    "$name" "$rss" "$wasm" "$first" "$status" "$reload" >>"$results"
+  printf '{"name":"%s","rss_kib":%s,"heap_bytes":%s,"heap_live_bytes":%s,"wasm_bytes":%s,"first_answer_ms":%s,"status":%s,"reload_ms":%s}\n' \
+    "$name" "$rss" "${heap:-null}" "${live:-null}" "$wasm" "$first" "$status" "$reload" >>"$results"
   log "$name: first answer $status after $first ms, RSS $((rss / 1024)) MiB, Warden VMs $((wasm / 1048576)) MiB, ECDS reload ${reload} ms"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true

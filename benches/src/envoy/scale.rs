@@ -28,7 +28,7 @@ pub struct ScaleRow {
 }
 
 /// The rows, in order.
-pub const ROWS: [ScaleRow; 7] = [
+pub const ROWS: [ScaleRow; 8] = [
     ScaleRow { name: "passthrough", title: "passthrough (router → direct_response)" },
     ScaleRow { name: "empty-filter", title: "empty Rust proxy-wasm filter" },
     ScaleRow { name: "warden-idle", title: "Warden, no policy" },
@@ -36,6 +36,11 @@ pub const ROWS: [ScaleRow; 7] = [
     ScaleRow { name: "warden-applicable", title: "Warden, the 20 policies that apply" },
     ScaleRow { name: "warden-mesh-1000", title: "Warden, the whole mesh: 1,000 policies" },
     ScaleRow { name: "warden-mesh-10000", title: "Warden, the whole mesh: 10,000 policies" },
+    // Envoy's own share of a big configuration: the same ECDS file, the empty filter's module.
+    ScaleRow {
+        name: "empty-filter-mesh-10000",
+        title: "empty filter, handed the whole mesh's configuration (10,000)",
+    },
 ];
 
 /// Writes `scale/plan.tsv` (name, port, admin port, bootstrap, and for Warden's rows the watched
@@ -133,9 +138,23 @@ pub fn prepare(
                 let (filter, reload) = warden_row("mesh-1000", &mesh_1k)?;
                 (vec![filter], reload)
             }
-            _ => {
+            "warden-mesh-10000" => {
                 let (filter, reload) = warden_row("mesh-10000", &mesh_10k)?;
                 (vec![filter], reload)
+            }
+            _ => {
+                // Warden's file for the whole mesh (written by the row above), the module
+                // swapped for the empty filter, which reads nothing of it.
+                let mut ecds = read_json(&dir.join("ecds-mesh-10000/warden.json"))?;
+                *ecds
+                    .pointer_mut("/resources/0/typed_config/config/vm_config/code/local/filename")
+                    .context("the ECDS file names no module")? =
+                    json!(empty_wasm.display().to_string());
+                let watched = dir.join("ecds-empty-mesh-10000");
+                fs::create_dir_all(&watched)?;
+                let file = watched.join("warden.json");
+                fs::write(&file, serde_json::to_string(&ecds)?)?;
+                (vec![bootstrap::warden_filter_discovered(&file, &watched)], "\t\t".to_string())
             }
         };
         let offset = u16::try_from(index)?;
@@ -169,6 +188,12 @@ pub struct ScaleMeasurement {
     pub name: String,
     /// Envoy's resident memory, KiB, 3 s after the first answer.
     pub rss_kib: u64,
+    /// Envoy's heap: tcmalloc's resident bytes (admin `/memory`, `total_physical_bytes`).
+    #[serde(default)]
+    pub heap_bytes: Option<u64>,
+    /// Of it, what is in use (`allocated`); the rest was freed and tcmalloc kept it.
+    #[serde(default)]
+    pub heap_live_bytes: Option<u64>,
     /// `warden_wasm_memory_bytes`, 0 when no Warden.
     pub wasm_bytes: u64,
     /// Milliseconds from starting Envoy to the first answer of the listener.
@@ -204,10 +229,10 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
         "## Memory and scale\n\nOne Envoy per row, one after the other, `--concurrency 2` (Istio's sidecar default), a \
          plaintext listener; the workload in the node metadata, as in an Istio sidecar. The mesh: \
          policies in 500 namespaces, 20 of which select the workload (one from the root namespace). \
-         RSS 3 s after the first answer; Warden's VMs is its `warden_wasm_memory_bytes` gauge (every \
+         RSS 3 s after the first answer; Envoy's heap is tcmalloc's resident bytes (admin `/memory`), so that RSS minus heap is Envoy's binary, its stacks and V8 (compiled code, isolates, the VMs' linear memory); Warden's VMs is its `warden_wasm_memory_bytes` gauge (every \
          Warden VM's linear memory); first answer: from starting Envoy to the listener's first answer; ECDS reload: Warden's filter comes by ECDS from a watched file (as a WasmPlugin reaches a sidecar), which is replaced, the module already loaded, by the same policies plus one that flips a probe's answer: from the rename to the first answer decided by the new configuration.\n\n\
          Reproduce: `make bench-envoy` (or `benches/envoy/scale.sh` alone).\n\n\
-         | configuration | RSS | above passthrough | Warden's VMs | first answer | ECDS reload |\n|---|---:|---:|---:|---:|---:|\n",
+         | configuration | RSS | above passthrough | Envoy's heap | Warden's VMs | first answer | ECDS reload |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     let base = find("passthrough").map_or(0, |r| r.rss_kib);
     for row in ROWS {
@@ -217,13 +242,14 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
         } else {
             String::new()
         };
+        let heap = m.heap_bytes.map_or(String::new(), |b| format!("{:.1} MiB", mib(b / 1024)));
         let reload = match (m.reload_ms, m.wasm_bytes > 0) {
             (Some(ms), _) => format!("{ms} ms"),
             (None, true) => "none in 60 s".to_string(),
             (None, false) => String::new(),
         };
         out.push_str(&format!(
-            "| {} | {:.1} MiB | {:+.1} MiB | {vm} | {} ms ({}) | {reload} |\n",
+            "| {} | {:.1} MiB | {:+.1} MiB | {heap} | {vm} | {} ms ({}) | {reload} |\n",
             row.title,
             mib(m.rss_kib),
             mib(m.rss_kib) - mib(base),
@@ -248,6 +274,14 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
             applicable.first_answer_ms,
             met(first <= 1.2)
         ));
+        if let (Some(big), Some(empty)) = (find("empty-filter-mesh-10000"), find("empty-filter")) {
+            out.push_str(&format!(
+                "| the same configuration handed to the empty filter ÷ the empty filter, first answer (Envoy's own share; no target) | {:.2}× ({} vs {} ms) | |\n",
+                ratio(big.first_answer_ms as f64, empty.first_answer_ms as f64),
+                big.first_answer_ms,
+                empty.first_answer_ms,
+            ));
+        }
     }
     if let (Some(mesh), Some(applicable)) = (find("warden-mesh-10000"), find("warden-applicable")) {
         if let (Some(a), Some(b)) = (mesh.reload_ms, applicable.reload_ms) {
@@ -266,6 +300,10 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
             met(r <= 1.3)
         ));
     }
+    let floor = match (find("warden-idle"), find("empty-filter")) {
+        (Some(idle), Some(empty)) => floor_split(idle, empty),
+        _ => None,
+    };
     out.push_str(&format!(
         "| warden.wasm ≤ 500 KiB | {:.0} KiB | {} |\n",
         size as f64 / 1024.0,
@@ -284,5 +322,28 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
             ));
         }
     }
+    if let Some(floor) = floor {
+        out.push_str(&floor);
+    }
     Ok(out)
+}
+
+/// Where Warden's floor above the empty filter goes: Envoy's heap (in use, and freed but kept
+/// by tcmalloc), Warden's linear memory, and the rest, as measured in the same run.
+fn floor_split(idle: &ScaleMeasurement, empty: &ScaleMeasurement) -> Option<String> {
+    let mib = |bytes: f64| bytes / f64::from(1 << 20);
+    let heap = mib(idle.heap_bytes? as f64 - empty.heap_bytes? as f64);
+    let live = mib(idle.heap_live_bytes? as f64 - empty.heap_live_bytes? as f64);
+    let rss = mib((idle.rss_kib as f64 - empty.rss_kib as f64) * 1024.0);
+    let linear = mib(idle.wasm_bytes as f64);
+    Some(format!(
+        "\nWhere Warden's floor goes: with no policy, Envoy's RSS is {rss:+.1} MiB above the empty \
+         filter's. Envoy's heap (tcmalloc, which V8 allocates from too) accounts for {heap:+.1} MiB \
+         of it: {live:+.1} MiB in use, and {:+.1} MiB freed since start (the peak of loading the \
+         module into each VM) that the allocator keeps. Warden's linear memory is \
+         {linear:.1} MiB (every VM); the remaining {:+.1} MiB is outside both (V8's code space and \
+         isolates).\n",
+        heap - live,
+        rss - heap - linear
+    ))
 }
