@@ -156,19 +156,11 @@ pub fn http_filters(config: &PluginConfig) -> Result<Vec<Value>, Vec<NativeError
             } else {
                 any_enforced = true;
             }
-            let ns = &object.metadata.namespace;
-            let name = &object.metadata.name;
             if object.spec.rules.is_empty() {
+                let (ns, name) = (&object.metadata.namespace, &object.metadata.name);
                 target.insert(policy_name(ns, name, 0), match_never());
             }
-            for (index, rule) in object.spec.rules.iter().enumerate() {
-                match rbac_policy(rule, index, at, ns, &bundle) {
-                    Ok(policy) => {
-                        target.insert(policy_name(ns, name, index), policy);
-                    }
-                    Err(error) => errors.push(error),
-                }
-            }
+            rbac_policies(at, object, "", &bundle, target, &mut errors);
         }
         if any_enforced || any_shadow {
             filters.push(rbac_filter(
@@ -254,6 +246,26 @@ fn match_never() -> Value {
         "permissions": [{ "not_rule": { "any": true } }],
         "principals": [{ "not_id": { "any": true } }],
     })
+}
+
+/// One RBAC policy per rule of `object`, named as istiod names them (after `prefix`).
+fn rbac_policies(
+    at: &ObjectRef,
+    object: &Object<AuthorizationPolicySpec>,
+    prefix: &str,
+    bundle: &TrustDomains,
+    into: &mut Map<String, Value>,
+    errors: &mut Vec<NativeError>,
+) {
+    let (ns, name) = (&object.metadata.namespace, &object.metadata.name);
+    for (index, rule) in object.spec.rules.iter().enumerate() {
+        match rbac_policy(rule, index, at, ns, bundle) {
+            Ok(policy) => {
+                into.insert(format!("{prefix}{}", policy_name(ns, name, index)), policy);
+            }
+            Err(error) => errors.push(error),
+        }
+    }
 }
 
 fn rbac_filter(
@@ -347,27 +359,16 @@ fn custom_filters(
     };
     let mut policies = Map::new();
     for (at, object) in &custom {
-        if warden::authz::validate(object, &istio).is_err() {
-            errors.push(NativeError::Untranslated {
+        if let Err(refused) = warden::authz::validate(object, &istio) {
+            errors.extend(refused.into_iter().map(|error| NativeError::Untranslated {
                 object: at.clone(),
-                field: "spec.rules".into(),
+                field: error.field,
                 why: "istiod refuses identities in CUSTOM rules (its ext_authz runs before \
                       jwt_authn); only Warden evaluates them after authentication",
-            });
+            }));
             continue;
         }
-        let (ns, name) = (&object.metadata.namespace, &object.metadata.name);
-        for (index, rule) in object.spec.rules.iter().enumerate() {
-            match rbac_policy(rule, index, at, ns, bundle) {
-                Ok(policy) => {
-                    policies.insert(
-                        format!("istio-ext-authz-{}", policy_name(ns, name, index)),
-                        policy,
-                    );
-                }
-                Err(error) => errors.push(error),
-            }
-        }
+        rbac_policies(at, object, "istio-ext-authz-", bundle, &mut policies, &mut errors);
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -1285,6 +1286,11 @@ mod tests {
         ));
         let errors = http_filters(&claims).unwrap_err();
         assert!(errors[0].to_string().contains("istiod refuses identities"), "{errors:?}");
+        // The exact field, as the module's validation names it.
+        assert!(
+            errors[0].to_string().contains("spec.rules[0].from[0].source.namespaces"),
+            "{errors:?}"
+        );
         let mut grpc = config;
         grpc.providers[0].envoy_ext_authz_http = None;
         grpc.providers[0].envoy_ext_authz_grpc = Some(json!({}));
