@@ -813,17 +813,39 @@ pub fn check_connection_role(config: &PluginConfig) -> Result<(), ConfigErrors> 
     Ok(())
 }
 
-/// Reads the plugin configuration for `node_workload` from `open()`'s reader (called twice:
-/// Envoy hands the configuration over in chunks, and the first pass only looks for the
-/// settings that decide the scope). Policies that cannot apply to the workload are dropped as
-/// they are read, so the module never holds the rest of the mesh; what is kept is then
-/// validated in full by [`Enforcer::new`]. Returns the configuration and how many objects were
-/// dropped. JSON only: a serialized `google.protobuf.Struct` goes through
-/// [`parse_plugin_config`].
+/// Reads the plugin configuration for `node_workload` from `open()`'s reader. Policies that
+/// cannot apply to the workload are dropped as they are read, so the module never holds the
+/// rest of the mesh; what is kept is then validated in full by [`Enforcer::new`]. Returns the
+/// configuration and how many objects were dropped. JSON only: a serialized
+/// `google.protobuf.Struct` goes through [`parse_plugin_config`].
+///
+/// The scope (workload, root namespace) comes from settings that may follow the policies, and
+/// Envoy hands the configuration over in chunks, so it cannot be known before reading. Where
+/// the node names the workload (every Istio sidecar), the one read assumes the node's workload
+/// and the default root namespace, then checks the settings it read: only a configuration that
+/// names another reads again, in its own scope. Without a node workload, a first pass reads
+/// only those settings.
 pub fn read_plugin_config<R: std::io::Read>(
     open: impl Fn() -> R,
     node_workload: Option<&Workload>,
 ) -> Result<(PluginConfig, usize), ConfigErrors> {
+    let read = || read_config(&open);
+    let in_scope = |workload: Workload, root_namespace: String| {
+        let scope = config::plugin::Scope { workload, root_namespace };
+        let (config, dropped) = config::plugin::scope(scope, read);
+        config.map(|config| (config, dropped))
+    };
+    let default_root = || PluginConfig::default().root_namespace;
+    if let Some(node) = node_workload {
+        let (config, dropped) = in_scope(node.clone(), default_root())?;
+        let workload = config.workload.as_ref().unwrap_or(node);
+        if *workload == *node && config.root_namespace == default_root() {
+            return Ok((config, dropped));
+        }
+        let (workload, root_namespace) = (workload.clone(), config.root_namespace.clone());
+        drop(config);
+        return in_scope(workload, root_namespace);
+    }
     /// The settings that decide which policies can apply; the rest is skipped unread.
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -833,22 +855,12 @@ pub fn read_plugin_config<R: std::io::Read>(
         #[serde(default)]
         root_namespace: Option<String>,
     }
-    let syntax = |error: serde_json::Error| {
-        ConfigErrors::from(ConfigError::plugin("", Problem::Syntax(error.to_string())))
-    };
     let settings: ScopeSettings =
-        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()))
-            .map_err(syntax)?;
-    let workload = settings.workload.or_else(|| node_workload.cloned());
-    let read = || read_config(&open);
-    match workload {
-        Some(workload) => {
-            let root_namespace =
-                settings.root_namespace.unwrap_or_else(|| PluginConfig::default().root_namespace);
-            let (config, dropped) =
-                config::plugin::scope(config::plugin::Scope { workload, root_namespace }, read);
-            config.map(|config| (config, dropped))
-        }
+        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, open())).map_err(
+            |error| ConfigErrors::from(ConfigError::plugin("", Problem::Syntax(error.to_string()))),
+        )?;
+    match settings.workload {
+        Some(workload) => in_scope(workload, settings.root_namespace.unwrap_or_else(default_root)),
         // Without a workload the configuration is refused anyway; read it all to say why.
         None => read().map(|config| (config, 0)),
     }

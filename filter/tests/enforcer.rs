@@ -426,6 +426,56 @@ fn the_network_filter_role_is_its_own_configuration() {
     assert_eq!(old.peer_identity, warden::config::plugin::PeerIdentity::Certificate);
 }
 
+/// The scope is the settings' when they name one, wherever they stand in the text: the read
+/// that assumed the node's workload and root namespace is done again in theirs.
+#[test]
+fn settings_after_the_policies_decide_the_scope() {
+    let policy = |name: &str, namespace: &str, app: &str| {
+        json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+               "metadata": {"name": name, "namespace": namespace},
+               "spec": {"selector": {"matchLabels": {"app": app}}, "rules": [{}]}})
+    };
+    let no_selector = |name: &str, namespace: &str| {
+        json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+               "metadata": {"name": name, "namespace": namespace}, "spec": {"rules": [{}]}})
+    };
+    let policies = json!([
+        policy("node-one", "api", "backend"),
+        policy("configured-one", "web", "frontend"),
+        no_selector("default-root", "istio-system"),
+        no_selector("other-root", "mesh-root")
+    ]);
+    let node = Workload {
+        namespace: "api".into(),
+        labels: [("app".to_string(), "backend".to_string())].into(),
+    };
+    let names = |text: String| {
+        let (config, _) = enforcer::read_plugin_config(
+            || std::io::Cursor::new(text.clone().into_bytes()),
+            Some(&node),
+        )
+        .unwrap();
+        let mut names: Vec<String> = config
+            .policy_values()
+            .map(|p| p.unwrap()["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    // Key order is kept in the text: `policies` first, the settings after.
+    let text = |settings: &str| format!(r#"{{"policies": {policies}{settings}}}"#);
+    assert_eq!(names(text("")), ["default-root", "node-one"]);
+    assert_eq!(
+        names(text(r#", "workload": {"namespace": "api", "labels": {"app": "backend"}}"#)),
+        ["default-root", "node-one"]
+    );
+    assert_eq!(
+        names(text(r#", "workload": {"namespace": "web", "labels": {"app": "frontend"}}"#)),
+        ["configured-one", "default-root"]
+    );
+    assert_eq!(names(text(r#", "rootNamespace": "mesh-root""#)), ["node-one", "other-root"]);
+}
+
 /// A mesh-wide configuration read for one workload keeps only what can apply to it, and
 /// decides exactly as the whole configuration does.
 #[test]
