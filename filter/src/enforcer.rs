@@ -832,6 +832,9 @@ pub fn read_plugin_config<R: std::io::Read>(
     let read = || read_config(&open);
     let in_scope = |workload: Workload, root_namespace: String| {
         let scope = config::plugin::Scope { workload, root_namespace };
+        if let Some(skimmed) = skimmed(&open, &scope) {
+            return Ok(skimmed);
+        }
         let (config, dropped) = config::plugin::scope(scope, read);
         config.map(|config| (config, dropped))
     };
@@ -864,6 +867,19 @@ pub fn read_plugin_config<R: std::io::Read>(
         // Without a workload the configuration is refused anyway; read it all to say why.
         None => read().map(|config| (config, 0)),
     }
+}
+
+/// The configuration in `scope` read by [`config::skim`], or `None` where that gives up or its
+/// settings do not read: serde_json then reads the whole text and says what is wrong.
+fn skimmed<R: std::io::Read>(
+    open: &impl Fn() -> R,
+    scope: &config::plugin::Scope,
+) -> Option<(PluginConfig, usize)> {
+    let skimmed =
+        config::skim::skim(open(), |policy| !config::plugin::out_of_scope(policy, scope))?;
+    let mut config = read_config(&|| std::io::Cursor::new(&skimmed.settings[..])).ok()?;
+    config.policies = skimmed.policies;
+    Some((config, skimmed.dropped))
 }
 
 /// Parses the plugin configuration bytes Envoy hands over (JSON, or a serialized

@@ -16,6 +16,7 @@ pub mod istio;
 pub mod locate;
 pub mod plugin;
 pub mod scope;
+pub mod skim;
 pub mod wire;
 
 use serde::de::DeserializeOwned;

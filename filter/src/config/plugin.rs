@@ -422,8 +422,8 @@ struct HeadSpec {
 
 /// Whether an object certainly does not apply to the scope's workload. Objects with
 /// `targetRef(s)` are kept (they are reported as ignored), as is anything unreadable.
-fn out_of_scope(raw: &RawValue, scope: &Scope) -> bool {
-    let Ok(head) = serde_json::from_str::<Head>(raw.get()) else { return false };
+pub(crate) fn out_of_scope(raw: &[u8], scope: &Scope) -> bool {
+    let Ok(head) = serde_json::from_slice::<Head>(raw) else { return false };
     let known = crate::config::istio::API_VERSIONS.contains(&head.api_version.as_str())
         && (head.kind == crate::config::KIND_AUTHORIZATION_POLICY
             || head.kind == crate::config::KIND_REQUEST_AUTHENTICATION);
@@ -455,7 +455,7 @@ fn scoped_policies<'de, D: serde::Deserializer<'de>>(
             let mut kept = Vec::new();
             while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
                 match &scope {
-                    Some(scope) if out_of_scope(&raw, scope) => {
+                    Some(scope) if out_of_scope(raw.get().as_bytes(), scope) => {
                         DROPPED.with(|d| d.set(d.get() + 1))
                     }
                     _ => kept.push(raw),
