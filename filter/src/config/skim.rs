@@ -193,7 +193,7 @@ impl<R: Read> Scanner<R> {
                     let Some(skip) =
                         chunk.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
                     else {
-                        i = chunk.len();
+                        // The string goes on in the next buffer.
                         break;
                     };
                     i += skip;
