@@ -63,8 +63,8 @@ fn skim_by(
                     loop {
                         element.clear();
                         s.value(&mut element)?;
-                        // serde_json's reader refuses a document with bytes that are not UTF-8
-                        // anywhere; skipping an object's fields does not look at them.
+                        // serde_json refuses the document when a policy it buffers as raw text
+                        // is not UTF-8; skipping an object's fields does not look at the bytes.
                         std::str::from_utf8(&element).ok()?;
                         if keep(&element) {
                             policies.push(serde_json::from_slice::<Box<RawValue>>(&element).ok()?);
