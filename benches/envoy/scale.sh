@@ -49,8 +49,8 @@ while IFS=$'\t' read -r name port admin config ecds_file reload_file expected; d
   sleep 3
   rss="$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")"
   wasm="$(curl -s "http://127.0.0.1:$admin/stats?filter=warden_wasm_memory_bytes" | awk -F': ' '{ s += $2 } END { print s + 0 }')"
-  # Envoy's own heap (tcmalloc's resident bytes): what is not in it is Envoy's binary, its
-  # stacks and V8 (compiled code, isolates, the VMs' linear memory).
+  # Envoy's heap (tcmalloc's resident bytes, V8's compilation memory included): what is not in
+  # it is Envoy's binary, its stacks and what V8 maps itself (code, GC heaps, linear memory).
   memory="$(curl -s "http://127.0.0.1:$admin/memory" | tr -d ' \n')"
   heap="$(sed -n 's/.*"total_physical_bytes":"\([0-9]*\)".*/\1/p' <<<"$memory")"
   live="$(sed -n 's/.*"allocated":"\([0-9]*\)".*/\1/p' <<<"$memory")"

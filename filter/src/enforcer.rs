@@ -858,14 +858,15 @@ pub fn read_plugin_config<R: std::io::Read>(
         #[serde(default)]
         root_namespace: Option<String>,
     }
-    let settings: ScopeSettings =
-        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, open())).map_err(
-            |error| ConfigErrors::from(ConfigError::plugin("", Problem::Syntax(error.to_string()))),
-        )?;
-    match settings.workload {
-        Some(workload) => in_scope(workload, settings.root_namespace.unwrap_or_else(default_root)),
-        // Without a workload the configuration is refused anyway; read it all to say why.
-        None => read().map(|config| (config, 0)),
+    let settings: Result<ScopeSettings, _> =
+        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()));
+    match settings {
+        Ok(ScopeSettings { workload: Some(workload), root_namespace }) => {
+            in_scope(workload, root_namespace.unwrap_or_else(default_root))
+        }
+        // Without a workload the configuration is refused anyway, and settings that do not
+        // read are an error: read it all to say which field.
+        _ => read().map(|config| (config, 0)),
     }
 }
 
@@ -909,7 +910,14 @@ fn read_config<R: std::io::Read>(open: &dyn Fn() -> R) -> Result<PluginConfig, C
                 &mut text,
             ) {
                 Ok(_) if !error.is_eof() => {
-                    config::locate::path_at(&text, error.line(), error.column())
+                    // serde_json's reader counts a byte it only peeked at (the delimiter after
+                    // a number, the `[` of a value of the wrong type); reading the same text from
+                    // a slice stops at the same error with the position `locate` reads.
+                    let at = serde_json::from_slice::<PluginConfig>(&text)
+                        .err()
+                        .filter(|e| !e.is_eof())
+                        .map_or((error.line(), error.column()), |e| (e.line(), e.column()));
+                    config::locate::path_at(&text, at.0, at.1)
                 }
                 _ => String::new(),
             };

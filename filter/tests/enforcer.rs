@@ -289,6 +289,23 @@ fn a_settings_error_names_its_field_however_the_text_is_laid_out() {
         panic!("accepted")
     };
     assert_eq!(errors.0[0].field, "log.audit", "{errors}");
+    // Without a node workload, settings that name the workload wrongly: the field, not syntax.
+    let wrong = br#"{"workload": {"namespace": "api", "lables": {}}, "policies": []}"#;
+    let Err(errors) = enforcer::read_plugin_config(|| std::io::Cursor::new(&wrong[..]), None)
+    else {
+        panic!("accepted")
+    };
+    assert_eq!(errors.0[0].field, "workload.lables", "{errors}");
+    // Where serde_json's reader has peeked past the value (a number's delimiter, a `[`).
+    for (text, field) in [
+        (r#"{"trustDomain":5,"policies":[]}"#, "trustDomain"),
+        (r#"{"tokenCache":{"size":-1}}"#, "tokenCache.size"),
+        (r#"{"trustDomainAliases":["a",5,"b"]}"#, "trustDomainAliases[1]"),
+        (r#"{"trustDomain":["a"]}"#, "trustDomain"),
+    ] {
+        let errors = enforcer::parse_plugin_config(text.as_bytes()).unwrap_err();
+        assert_eq!(errors.0[0].field, field, "{text}: {errors}");
+    }
 }
 
 #[test]

@@ -142,7 +142,7 @@ pub fn prepare(
                 let (filter, reload) = warden_row("mesh-10000", &mesh_10k)?;
                 (vec![filter], reload)
             }
-            _ => {
+            "empty-filter-mesh-10000" => {
                 // Warden's file for the whole mesh (written by the row above), the module
                 // swapped for the empty filter, which reads nothing of it.
                 let mut ecds = read_json(&dir.join("ecds-mesh-10000/warden.json"))?;
@@ -156,6 +156,7 @@ pub fn prepare(
                 fs::write(&file, serde_json::to_string(&ecds)?)?;
                 (vec![bootstrap::warden_filter_discovered(&file, &watched)], "\t\t".to_string())
             }
+            other => anyhow::bail!("no configuration for the scale row {other}"),
         };
         let offset = u16::try_from(index)?;
         let (port, admin) = (base_port + offset, base_port + 100 + offset);
@@ -229,7 +230,7 @@ pub fn markdown(run: &Path, wasm: &Path) -> Result<String> {
         "## Memory and scale\n\nOne Envoy per row, one after the other, `--concurrency 2` (Istio's sidecar default), a \
          plaintext listener; the workload in the node metadata, as in an Istio sidecar. The mesh: \
          policies in 500 namespaces, 20 of which select the workload (one from the root namespace). \
-         RSS 3 s after the first answer; Envoy's heap is tcmalloc's resident bytes (admin `/memory`), so that RSS minus heap is Envoy's binary, its stacks and V8 (compiled code, isolates, the VMs' linear memory); Warden's VMs is its `warden_wasm_memory_bytes` gauge (every \
+         RSS 3 s after the first answer; Envoy's heap is tcmalloc's resident bytes (admin `/memory`), which include V8's compilation memory; RSS minus heap is Envoy's binary, its stacks and what V8 maps itself (code space, garbage-collected heaps, the VMs' linear memory); Warden's VMs is its `warden_wasm_memory_bytes` gauge (every \
          Warden VM's linear memory); first answer: from starting Envoy to the listener's first answer; ECDS reload: Warden's filter comes by ECDS from a watched file (as a WasmPlugin reaches a sidecar), which is replaced, the module already loaded, by the same policies plus one that flips a probe's answer: from the rename to the first answer decided by the new configuration.\n\n\
          Reproduce: `make bench-envoy` (or `benches/envoy/scale.sh` alone).\n\n\
          | configuration | RSS | above passthrough | Envoy's heap | Warden's VMs | first answer | ECDS reload |\n|---|---:|---:|---:|---:|---:|---:|\n",
@@ -338,11 +339,11 @@ fn floor_split(idle: &ScaleMeasurement, empty: &ScaleMeasurement) -> Option<Stri
     let linear = mib(idle.wasm_bytes as f64);
     Some(format!(
         "\nWhere Warden's floor goes: with no policy, Envoy's RSS is {rss:+.1} MiB above the empty \
-         filter's. Envoy's heap (tcmalloc, which V8 allocates from too) accounts for {heap:+.1} MiB \
+         filter's. Envoy's heap (tcmalloc, which V8's compiler allocates from too) accounts for {heap:+.1} MiB \
          of it: {live:+.1} MiB in use, and {:+.1} MiB freed since start (the peak of loading the \
          module into each VM) that the allocator keeps. Warden's linear memory is \
-         {linear:.1} MiB (every VM); the remaining {:+.1} MiB is outside both (V8's code space and \
-         isolates).\n",
+         {linear:.1} MiB (every VM); the remaining {:+.1} MiB is outside both (what V8 maps \
+         itself: code space, garbage-collected heaps).\n",
         heap - live,
         rss - heap - linear
     ))

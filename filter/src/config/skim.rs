@@ -44,19 +44,19 @@ fn skim_by(
     let mut dropped = 0;
     let mut seen_policies = false;
     let mut element = Vec::new();
-    s.expect(b'{')?;
+    s.require(b'{')?;
     if s.peek_non_blank()? == b'}' {
         s.next()?;
     } else {
         loop {
             let key = s.key()?;
-            s.expect(b':')?;
+            s.require(b':')?;
             if key == b"policies" {
                 if seen_policies {
                     return None;
                 }
                 seen_policies = true;
-                s.expect(b'[')?;
+                s.require(b'[')?;
                 if s.peek_non_blank()? == b']' {
                     s.next()?;
                 } else {
@@ -147,13 +147,13 @@ impl<R: Read> Scanner<R> {
         Some(byte)
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
+    fn require(&mut self, byte: u8) -> Option<()> {
         (self.next_non_blank()? == byte).then_some(())
     }
 
     /// An object key without escapes (a key with one gives up).
     fn key(&mut self) -> Option<Vec<u8>> {
-        self.expect(b'"')?;
+        self.require(b'"')?;
         let mut key = Vec::new();
         loop {
             match self.next()? {
