@@ -37,6 +37,8 @@
 #                          same policies, must answer every request of a corpus alike
 #   make fuzz              every fuzz target for FUZZ_SECONDS (default 60) each, or FUZZ_RUNS
 #                          executions; TARGETS=… for some (fuzz/README.md; nightly, cargo-fuzz)
+#   make fuzz-smoke        every fuzz target for 10 s under libFuzzer (what .ci/run adds to
+#                          make test; skipped, saying so, where no nightly toolchain is installed)
 #   make soak              the playground under load for DURATION seconds (default 600), every
 #                          answer checked, memory sampled: benches/results/soak/
 
@@ -228,14 +230,20 @@ bench-envoy-check:
 
 # Fuzzing (fuzz/README.md): cargo-fuzz on the nightly toolchain; fuzz/run.sh installs cargo-fuzz
 # and skips, saying so, where no nightly toolchain is installed.
-.PHONY: fuzz fuzz-replay soak soak-short
+.PHONY: fuzz fuzz-smoke fuzz-replay soak soak-short
 
 fuzz:
 	fuzz/run.sh $(TARGETS)
 
+# CI's share (.ci/run, after make test): the sanitizer build of every target (about 1m40s on two
+# cores) and 10 s of each, from the committed corpus. Not in make test, whose command must run
+# on a machine with stable Rust only.
+fuzz-smoke:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} fuzz/run.sh $(TARGETS)
+
 # The suite's share: every committed corpus input (seeds and the regressions campaigns found)
-# through its target, on stable Rust without libFuzzer: seconds, where a 10 s smoke of each
-# target cost minutes of cargo-fuzz and sanitizer builds for little coverage.
+# through its target, on stable Rust without libFuzzer, so every machine that runs make test
+# checks every regression input, nightly or not.
 fuzz-replay:
 	CARGO_TARGET_DIR=$(CURDIR)/target cargo test --manifest-path fuzz/Cargo.toml --no-default-features
 
