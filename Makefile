@@ -251,6 +251,6 @@ fuzz-replay:
 soak: bench-deps
 	DURATION=$${DURATION:-600} benches/soak.sh
 
-# The suite's share: 60 s, its report in target/soak (not the committed one).
-soak-short: wasm cli
+# The suite's share: 60 s, its report and chart in target/soak (not the committed one).
+soak-short: bench-deps wasm cli
 	DURATION=60 SOAK_OUT=$(CURDIR)/target/soak benches/soak.sh

@@ -633,15 +633,18 @@ pub fn run(options: &SoakOptions) -> Result<()> {
         flat,
     ));
 
-    let report =
-        render(options, measured, rate, elapsed, &cases, &tally, &samples, &log_lines, &checks);
-    fs::write(options.out.join("soak.md"), &report)?;
     write_samples(&options.out.join("soak.tsv"), &samples)?;
-    if let Err(error) =
-        plot(&options.out.join("soak.tsv"), &options.out.join("soak.png"), &log_lines)
-    {
+    // A chart left by an earlier run must not pass for this one's.
+    let png = options.out.join("soak.png");
+    let _ = fs::remove_file(&png);
+    let chart = plot(&options.out.join("soak.tsv"), &png, &log_lines).map_err(|error| {
         eprintln!("soak: no chart: {error:#}");
-    }
+        format!("{error:#}")
+    });
+    let report = render(
+        options, measured, rate, elapsed, &cases, &tally, &samples, &log_lines, &checks, &chart,
+    );
+    fs::write(options.out.join("soak.md"), &report)?;
     print!("{report}");
     let failed: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(c, _)| c.as_str()).collect();
     if !failed.is_empty() {
@@ -661,6 +664,7 @@ fn render(
     samples: &[(u64, Vec<Reading>, BTreeMap<u16, u64>)],
     events: &[String],
     checks: &[(String, bool)],
+    chart: &std::result::Result<(), String>,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Soak of the playground mesh\n");
@@ -707,7 +711,14 @@ fn render(
             answers.join(", ")
         );
     }
-    let _ = writeln!(out, "\n![RSS and Warden's memory over time](soak.png)");
+    match chart {
+        Ok(()) => {
+            let _ = writeln!(out, "\n![RSS and Warden's memory over time](soak.png)");
+        }
+        Err(error) => {
+            let _ = writeln!(out, "\nNo chart ({error}); the samples are in `soak.tsv`.");
+        }
+    }
     out
 }
 
