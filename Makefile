@@ -91,7 +91,12 @@ deps:
 
 # The module is built, then slimmed: the SDK exports every proxy-wasm callback and Envoy enters
 # the module for each one it finds; filter/slim keeps only those Warden handles. Then binaryen's
-# wasm-opt shrinks it (the size is V8 code in every VM of every sidecar).
+# wasm-opt shrinks it (the size is V8 code in every VM of every sidecar). Its default inlines
+# every function that has one caller, whatever its size, which made two 70 KB functions (the
+# configuration's compilation, the pure-Rust signatures); Envoy has V8 compile the whole module
+# with TurboFan when it loads, and TurboFan's memory grows with a function's size, so those two
+# alone left about 20 MiB of peak heap in every sidecar (benches/README.md, "Where the floor
+# goes"). Capping that inlining keeps the largest function near 15 KB and the module smaller.
 # `make deps` installs the target and binaryen; on a machine without them `make wasm` does too,
 # asking rustup only when the target's standard library is missing.
 wasm:
@@ -99,7 +104,7 @@ wasm:
 	command -v wasm-opt >/dev/null || { apt-get update && apt-get install -y --no-install-recommends binaryen; }
 	$(CARGO_DEFAULT_TARGET) cargo build --target wasm32-wasip1 --profile wasm -p warden
 	$(CARGO_DEFAULT_TARGET) cargo run --quiet --release -p warden-slim -- $(WASM)
-	wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	wasm-opt -Oz --one-caller-inline-max-function-size=200 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	  --enable-nontrapping-float-to-int $(WASM) -o $(WASM).opt
 	mv $(WASM).opt $(WASM)
 
