@@ -829,7 +829,7 @@ pub fn read_plugin_config<R: std::io::Read>(
     open: impl Fn() -> R,
     node_workload: Option<&Workload>,
 ) -> Result<(PluginConfig, usize), ConfigErrors> {
-    let read = || read_config(&open);
+    let read = || read_config(&|| Box::new(open()));
     let in_scope = |workload: Workload, root_namespace: String| {
         let scope = config::plugin::Scope { workload, root_namespace };
         if let Some(skimmed) = skimmed(&open, &scope) {
@@ -878,7 +878,7 @@ fn skimmed<R: std::io::Read>(
 ) -> Option<(PluginConfig, usize)> {
     let skimmed =
         config::skim::skim(open(), |policy| !config::plugin::out_of_scope(policy, scope))?;
-    let mut config = read_config(&|| std::io::Cursor::new(&skimmed.settings[..])).ok()?;
+    let mut config = read_config(&|| Box::new(&skimmed.settings[..])).ok()?;
     config.policies = skimmed.policies;
     Some((config, skimmed.dropped))
 }
@@ -890,12 +890,17 @@ pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
         .map_err(|message| ConfigError::plugin("", Problem::Syntax(message)))?;
     // Through the same reader as `read_plugin_config` (one copy of the deserializer in the
     // module), without a scope: every policy is kept.
-    read_config(&|| std::io::Cursor::new(&json[..]))
+    read_config(&|| Box::new(&json[..]))
 }
 
 /// The whole configuration from `open()`'s reader (in the scope in force, if any). A schema
-/// error is located by reading the text a second time (see [`config::locate`]).
-fn read_config<R: std::io::Read>(open: &dyn Fn() -> R) -> Result<PluginConfig, ConfigErrors> {
+/// error is located by reading the text a second time (see [`config::locate`]). The reader is a
+/// trait object so that the module has one copy of the configuration's deserializer whatever it
+/// reads from (Envoy's buffer, the skimmed settings, the JSON of a protobuf `Struct`): each
+/// reader type would compile every schema type's deserializer again.
+fn read_config<'a>(
+    open: &dyn Fn() -> Box<dyn std::io::Read + 'a>,
+) -> Result<PluginConfig, ConfigErrors> {
     let mut deserializer =
         serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()));
     let config = <PluginConfig as serde::Deserialize>::deserialize(&mut deserializer)
