@@ -275,7 +275,9 @@ impl Enforcer {
                 })
         };
         for (index, raw) in config.policies.iter().enumerate() {
-            let value: Value = match serde_json::from_str(raw.get()) {
+            // From bytes, like every other read in the module: one reader type, one copy of
+            // serde_json's parser.
+            let value: Value = match serde_json::from_slice(raw.get().as_bytes()) {
                 Ok(value) => value,
                 Err(error) => {
                     errors.push(ConfigError::plugin(
@@ -858,8 +860,10 @@ pub fn read_plugin_config<R: std::io::Read>(
         #[serde(default)]
         root_namespace: Option<String>,
     }
+    // The reader type of `read_config`, so serde_json's reader code is compiled once.
+    let reader: Box<dyn std::io::Read> = Box::new(open());
     let settings: Result<ScopeSettings, _> =
-        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()));
+        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
     match settings {
         Ok(ScopeSettings { workload: Some(workload), root_namespace }) => {
             in_scope(workload, root_namespace.unwrap_or_else(default_root))

@@ -212,10 +212,12 @@ pub fn parse_document(value: &Value) -> Result<Document, ConfigErrors> {
 
 /// Deserializes, returning the failing field's path (`rules[0].to[0].operation.methods`, empty
 /// for the value itself) and serde's message. From text, not from the tree, so that the error
-/// has a position to find the path at (see [`locate`]).
+/// has a position to find the path at (see [`locate`]). From bytes, like every other read in the
+/// module: each of serde_json's reader types is another copy of its parser and of every schema
+/// type's deserializer.
 pub(crate) fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
     let text = value.to_string();
-    serde_json::from_str(&text).map_err(|error| {
+    serde_json::from_slice(text.as_bytes()).map_err(|error| {
         (locate::path_at(text.as_bytes(), error.line(), error.column()), locate::message(&error))
     })
 }
