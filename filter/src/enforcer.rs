@@ -860,10 +860,7 @@ pub fn read_plugin_config<R: std::io::Read>(
         #[serde(default)]
         root_namespace: Option<String>,
     }
-    // The reader type of `read_config`, so serde_json's reader code is compiled once.
-    let reader: Box<dyn std::io::Read> = Box::new(open());
-    let settings: Result<ScopeSettings, _> =
-        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
+    let settings: Result<ScopeSettings, _> = serde_json::from_reader(json_reader(Box::new(open())));
     match settings {
         Ok(ScopeSettings { workload: Some(workload), root_namespace }) => {
             in_scope(workload, root_namespace.unwrap_or_else(default_root))
@@ -897,16 +894,22 @@ pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
     read_config(&|| Box::new(&json[..]))
 }
 
+/// The one reader type the module's streamed JSON goes through (Envoy's buffer, the skimmed
+/// settings, a protobuf `Struct`'s JSON): each reader type would compile serde_json's reader and
+/// every schema type's deserializer again.
+fn json_reader<'a>(
+    reader: Box<dyn std::io::Read + 'a>,
+) -> std::io::BufReader<Box<dyn std::io::Read + 'a>> {
+    std::io::BufReader::with_capacity(64 * 1024, reader)
+}
+
 /// The whole configuration from `open()`'s reader (in the scope in force, if any). A schema
 /// error is located by reading the text a second time (see [`config::locate`]). The reader is a
-/// trait object so that the module has one copy of the configuration's deserializer whatever it
-/// reads from (Envoy's buffer, the skimmed settings, the JSON of a protobuf `Struct`): each
-/// reader type would compile every schema type's deserializer again.
+/// trait object: see [`json_reader`].
 fn read_config<'a>(
     open: &dyn Fn() -> Box<dyn std::io::Read + 'a>,
 ) -> Result<PluginConfig, ConfigErrors> {
-    let mut deserializer =
-        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, open()));
+    let mut deserializer = serde_json::Deserializer::from_reader(json_reader(open()));
     let config = <PluginConfig as serde::Deserialize>::deserialize(&mut deserializer)
         .and_then(|config| deserializer.end().map(|()| config))
         .map_err(|error| {
