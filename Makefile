@@ -29,12 +29,15 @@
 #   make test-native       cargo test for the whole workspace
 #   make test-wasm         the core's tests compiled to wasm32, run under node (wasm-bindgen-test)
 #   make bench             criterion micro-benchmarks of the core (benches/README.md)
-#   make bench-deps        install what the Envoy harness needs (wrk, gnuplot, gcc, libssl-dev)
+#   make bench-deps        install what the Envoy harness needs (wrk, gnuplot, gcc, libssl-dev,
+#                          valgrind)
 #   make bench-envoy       Warden against Envoy's native filters under load, in the real Envoy
 #                          (~8 minutes; ROUNDS, DURATION, WARMUP, CONNECTIONS, POOL, ONLY):
 #                          benches/results/<date>.md, latest.md and the chart
 #   make bench-envoy-check the differential test: native filters and Warden, generated from the
 #                          same policies, must answer every request of a corpus alike
+#   make bench-instructions the same configurations in instructions per request, counted by
+#                          callgrind (~15 minutes; ONLY, DURATION): benches/results/instructions-<date>.md
 #   make fuzz              every fuzz target for FUZZ_SECONDS (default 60) each, or FUZZ_RUNS
 #                          executions; TARGETS=… for some (fuzz/README.md; nightly, cargo-fuzz)
 #   make fuzz-smoke        every fuzz target for 10 s under libFuzzer (what .ci/run adds to
@@ -207,17 +210,17 @@ observability-check: observability-deps
 # Benchmarks (benches/README.md). criterion builds into target/bench, its profile kept apart from
 # the command's; the Envoy harness builds into target/, beside `make cli`. Variables given to
 # make (ROUNDS=5, ONLY=…) reach the scripts.
-.PHONY: bench bench-deps bench-envoy bench-envoy-check
+.PHONY: bench bench-deps bench-envoy bench-envoy-check bench-instructions
 
 bench:
 	CARGO_TARGET_DIR=$(CURDIR)/target/bench cargo bench -p warden-benches
 
 # What the Envoy harness needs beyond `make deps`: wrk (the load), gnuplot (the chart), a C
 # compiler and OpenSSL's headers (the shim that gives wrk a client certificate), GNU time (the
-# command's peak memory at scale).
+# command's peak memory at scale), valgrind (instructions per request).
 bench-deps: deps
 	missing=(); \
-	for tool in wrk gnuplot cc taskset; do command -v $$tool >/dev/null || missing+=($$tool); done; \
+	for tool in wrk gnuplot cc taskset valgrind; do command -v $$tool >/dev/null || missing+=($$tool); done; \
 	[ -x /usr/bin/time ] || missing+=(time); \
 	[ -f /usr/include/openssl/ssl.h ] || missing+=(ssl.h); \
 	if [ $${#missing[@]} -gt 0 ]; then \
@@ -232,6 +235,10 @@ bench-envoy: bench-deps
 
 bench-envoy-check:
 	benches/envoy/diff.sh
+
+# The same configurations counted in instructions by callgrind: repeatable on a noisy host.
+bench-instructions: bench-deps
+	benches/envoy/instructions.sh
 
 # Fuzzing (fuzz/README.md): cargo-fuzz on the nightly toolchain; fuzz/run.sh installs cargo-fuzz
 # and skips, saying so, where no nightly toolchain is installed.
