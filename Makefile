@@ -37,7 +37,7 @@
 #   make bench-envoy-check the differential test: native filters and Warden, generated from the
 #                          same policies, must answer every request of a corpus alike
 #   make bench-instructions the same configurations in instructions per request, counted by
-#                          callgrind (~15 minutes; ONLY, DURATION): benches/results/instructions-<date>.md
+#                          callgrind (~17 minutes; ONLY, DURATION): benches/results/instructions-<date>.md
 #   make fuzz              every fuzz target for FUZZ_SECONDS (default 60) each, or FUZZ_RUNS
 #                          executions; TARGETS=… for some (fuzz/README.md; nightly, cargo-fuzz)
 #   make fuzz-smoke        every fuzz target for 10 s under libFuzzer (what .ci/run adds to

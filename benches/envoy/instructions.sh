@@ -3,7 +3,7 @@
 # the same configurations as benches/envoy/run.sh (benches/src/envoy/mod.rs), each in its own
 # Envoy run under valgrind, one at a time.
 #
-#   benches/envoy/instructions.sh             (make bench-instructions; ~10 minutes)
+#   benches/envoy/instructions.sh             (make bench-instructions; ~17 minutes)
 #   ONLY=authz-native,authz-warden benches/envoy/instructions.sh
 #
 # Why: on a shared host the time per request of one configuration moves by 20-50% between
@@ -123,8 +123,8 @@ report="$RESULTS_DIR/instructions-$date.md"
     "under valgrind, one worker; after a $WARMUP warm-up, the instructions Envoy executed" \
     "(its V8-compiled Wasm code included) while \`wrk -t1 -c$CONNECTIONS\` ran $DURATION," \
     "less Envoy's idle rate (counted alone for $IDLE after it) over those seconds, divided by the" \
-    "requests completed. Repeatable within about 1% (4% for a new token per request, whose" \
-    "tokens differ run to run); instructions are not time" \
+    "requests completed. Repeatable within about 1% (4% for a new token per request);" \
+    "instructions are not time" \
     "(see benches/README.md, \"Instructions per request\")."
   echo
   echo "Reproduce: \`make bench-instructions\`"
