@@ -1,5 +1,6 @@
-# Shared by benches/envoy/run.sh and benches/envoy/diff.sh: building what the harness needs,
-# and starting and stopping Envoy. Sourced, not run.
+# Shared by the harnesses in benches/envoy/ (run.sh, instructions.sh, diff.sh, scale.sh):
+# building what they need, preparing and loading the configurations, and starting and stopping
+# Envoy. Sourced, not run.
 #
 # Environment: ENVOY (default envoy), BENCH_TARGET (cargo target directory of the harness,
 # default target/, where `make cli` builds the same command), BUILD_PROFILE (release),
@@ -48,6 +49,28 @@ build() {
     cp "$EMPTY_WASM" "$EMPTY_SLIM_WASM"
     cargo run -q --release -p warden-slim -- "$EMPTY_SLIM_WASM" >&2
   fi
+}
+
+# prepare_load POOL: for the load harnesses (run.sh, instructions.sh), which need two CPUs: the
+# shim that gives wrk the caller's client certificate (SHIM), and `warden-bench prepare`'s
+# policies, tokens, certificates, Envoy configurations and plan (plan.tsv) in RUN_DIR.
+prepare_load() {
+  [ "$(nproc)" -ge 2 ] || die "needs two CPUs: one for Envoy, one for wrk"
+  SHIM="$RUN_DIR/wrk-client-cert.so"
+  cc -shared -fPIC -O2 -o "$SHIM" benches/envoy/wrk-client-cert.c -ldl
+  log "preparing policies, tokens, certificates and Envoy configurations in $RUN_DIR"
+  "$WARDEN_BENCH" prepare --out "$RUN_DIR" --warden "$WARDEN" --wasm "$WARDEN_WASM" \
+    --empty-wasm "$EMPTY_WASM" --empty-slim-wasm "$EMPTY_SLIM_WASM" --pool "$1" \
+    --base-port "$BASE_PORT"
+}
+
+# wrk_load PORT REQUEST TOKENS CERT KEY CONNECTIONS DURATION: wrk on WRK_CPU, one thread, against
+# one prepared configuration (its plan.tsv row), presenting the client certificate through
+# SHIM; prints wrk's output.
+wrk_load() {
+  WARDEN_BENCH_REQUEST="$2" WARDEN_BENCH_TOKENS="$3" WRK_CLIENT_CERT="$4" WRK_CLIENT_KEY="$5" \
+    LD_PRELOAD="$SHIM" taskset -c "$WRK_CPU" wrk -t1 -c"$6" -d"$7" --latency \
+    -s benches/envoy/wrk.lua "https://127.0.0.1:$1"
 }
 
 # Every process this script started, ended on exit whatever happens.

