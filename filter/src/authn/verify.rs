@@ -9,19 +9,23 @@
 //!    RSA signature below the modulus, ECDSA `r` and `s` in `[1, n)`), so neither backend's
 //!    own tolerance for odd forms (DER inside a JWS, short RSA signatures, `r = s = 0` as in
 //!    CVE-2022-21449) matters.
-//! 3. jwt-simple re-parses the token; the options given make its own claim checks no-ops
-//!    (`accept_future`, an artificial time of 0 with no tolerance, so `exp` always passes,
-//!    no length limits), and everything its parser refuses was refused in step 1.
+//! 3. The pure-Rust backend checks only the signature over the signing input, with the
+//!    primitives jwt-simple's own `verify_token` calls for each algorithm (superboring's RSA,
+//!    the `p256`/`p384` crates, `ed25519-compact`, HMAC with a constant-time comparison) on the
+//!    keys jwt-simple parsed. It does not go through `verify_token`: that parses the token a
+//!    second time, and is generic per algorithm, so each of the twelve carried a copy of
+//!    jwt-simple's token parser and claims decoder into the module (42 KB of code before
+//!    `wasm-opt`, benches/README.md "Where the module's size goes").
 //!
 //! What remains is the mathematical verification, which RSASSA-PKCS1-v1_5 and ECDSA define
 //! exactly: BoringSSL and the `rsa`/`p256`/`p384` crates agree on it.
 
 use jwt_simple::prelude::{
-    Duration, ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, EdDSAPublicKeyLike, MACLike,
-    NoCustomClaims, RSAPublicKeyLike, UnixTimeStamp, VerificationOptions,
+    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, EdDSAPublicKeyLike, MACLike, RSAPublicKeyLike,
 };
+use p256::ecdsa::signature::DigestVerifier as _;
+use superboring::{hash::MessageDigest, pkey::PKey, rsa::Padding, sign::Verifier};
 
-use super::codec::base64url_encode;
 use super::der;
 use super::key::{Algorithm, KeySet, Material, VerifyingKey};
 
@@ -87,58 +91,91 @@ impl SignatureVerifier for PureRust {
     }
 }
 
-/// jwt-simple's checks beyond the signature, made no-ops (see the module documentation).
-/// `typ` is the token's own (already checked by `token::parse`): jwt-simple accepts only `JWT`
-/// and `…+JWT` unless told which to require, and Warden also accepts `JOSE` and
-/// `application/…` forms.
-fn no_op_options(typ: Option<String>) -> VerificationOptions {
-    VerificationOptions {
-        accept_future: true,
-        time_tolerance: Some(Duration::from_secs(0)),
-        artificial_time: Some(UnixTimeStamp::from_secs(0)),
-        max_token_length: None,
-        max_header_length: Some(usize::MAX),
-        required_signature_type: typ,
-        ..VerificationOptions::default()
-    }
-}
-
-/// The `typ` of a signing input's header (`header.payload`), if it has a string one.
-fn typ_of(input: &str) -> Option<String> {
-    let header = input.split('.').next()?;
-    let json = crate::authn::codec::base64url_decode(header.as_bytes())?;
-    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
-    value.get("typ")?.as_str().map(str::to_string)
-}
+/// HMAC keys shorter than this verify nothing: jwt-simple's `verify_token` refuses them
+/// (`JWTError::WeakKey`), and this backend keeps its behaviour.
+const MIN_HMAC_KEY_BYTES: usize = 12;
 
 fn pure_rust_verify(alg: Algorithm, key: &VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
-    let Ok(input) = std::str::from_utf8(input) else {
-        return false;
-    };
-    // The token as received: its signature segment was canonical base64url, so encoding the
-    // decoded bytes gives back the same text.
-    let token = format!("{input}.{}", base64url_encode(signature));
-    let options = Some(no_op_options(typ_of(input)));
-    macro_rules! check {
-        ($key:expr) => {
-            $key.is_some_and(|k| k.verify_token::<NoCustomClaims>(&token, options).is_ok())
-        };
-    }
     match (&key.material, alg) {
-        (Material::Rsa { keys, .. }, Algorithm::Rs256) => check!(keys.rs256.as_ref()),
-        (Material::Rsa { keys, .. }, Algorithm::Rs384) => check!(keys.rs384.as_ref()),
-        (Material::Rsa { keys, .. }, Algorithm::Rs512) => check!(keys.rs512.as_ref()),
-        (Material::Rsa { keys, .. }, Algorithm::Ps256) => check!(keys.ps256.as_ref()),
-        (Material::Rsa { keys, .. }, Algorithm::Ps384) => check!(keys.ps384.as_ref()),
-        (Material::Rsa { keys, .. }, Algorithm::Ps512) => check!(keys.ps512.as_ref()),
-        (Material::P256(k), Algorithm::Es256) => check!(Some(k)),
-        (Material::P384(k), Algorithm::Es384) => check!(Some(k)),
-        (Material::Ed25519(k), Algorithm::EdDsa) => check!(Some(k)),
-        (Material::Hmac(keys), Algorithm::Hs256) => check!(keys.hs256.as_ref()),
-        (Material::Hmac(keys), Algorithm::Hs384) => check!(keys.hs384.as_ref()),
-        (Material::Hmac(keys), Algorithm::Hs512) => check!(keys.hs512.as_ref()),
+        (Material::Rsa { keys, .. }, Algorithm::Rs256) => {
+            rsa_verify(keys.rs256.as_ref(), input, signature)
+        }
+        (Material::Rsa { keys, .. }, Algorithm::Rs384) => {
+            rsa_verify(keys.rs384.as_ref(), input, signature)
+        }
+        (Material::Rsa { keys, .. }, Algorithm::Rs512) => {
+            rsa_verify(keys.rs512.as_ref(), input, signature)
+        }
+        (Material::Rsa { keys, .. }, Algorithm::Ps256) => {
+            rsa_verify(keys.ps256.as_ref(), input, signature)
+        }
+        (Material::Rsa { keys, .. }, Algorithm::Ps384) => {
+            rsa_verify(keys.ps384.as_ref(), input, signature)
+        }
+        (Material::Rsa { keys, .. }, Algorithm::Ps512) => {
+            rsa_verify(keys.ps512.as_ref(), input, signature)
+        }
+        (Material::P256(k), Algorithm::Es256) => {
+            let Ok(signature) = p256::ecdsa::Signature::try_from(signature) else { return false };
+            let digest = |d: &mut hmac_sha256::Hash| {
+                d.update(input);
+                Ok(())
+            };
+            k.public_key().as_ref().verify_digest(digest, &signature).is_ok()
+        }
+        (Material::P384(k), Algorithm::Es384) => {
+            let Ok(signature) = p384::ecdsa::Signature::try_from(signature) else { return false };
+            let digest = |d: &mut hmac_sha512::sha384::Hash| {
+                d.update(input);
+                Ok(())
+            };
+            k.public_key().as_ref().verify_digest(digest, &signature).is_ok()
+        }
+        (Material::Ed25519(k), Algorithm::EdDsa) => {
+            let Ok(signature) = ed25519_compact::Signature::from_slice(signature) else {
+                return false;
+            };
+            k.public_key().as_ref().verify(input, &signature).is_ok()
+        }
+        (Material::Hmac(keys), Algorithm::Hs256) => {
+            hmac_verify(keys.hs256.as_ref(), input, signature)
+        }
+        (Material::Hmac(keys), Algorithm::Hs384) => {
+            hmac_verify(keys.hs384.as_ref(), input, signature)
+        }
+        (Material::Hmac(keys), Algorithm::Hs512) => {
+            hmac_verify(keys.hs512.as_ref(), input, signature)
+        }
         _ => false,
     }
+}
+
+/// RSASSA-PKCS1-v1_5 or RSASSA-PSS with the hash and padding jwt-simple gives the key's type.
+fn rsa_verify<K: RSAPublicKeyLike>(key: Option<&K>, input: &[u8], signature: &[u8]) -> bool {
+    key.is_some_and(|k| {
+        rsa_verify_with(k.public_key().as_ref(), K::hash(), k.padding_scheme(), input, signature)
+    })
+}
+
+fn rsa_verify_with(
+    rsa: &superboring::rsa::Rsa<superboring::pkey::Public>,
+    digest: MessageDigest,
+    padding: Padding,
+    input: &[u8],
+    signature: &[u8],
+) -> bool {
+    let Ok(pkey) = PKey::from_rsa(rsa.clone()) else { return false };
+    let Ok(mut verifier) = Verifier::new(digest, &pkey) else { return false };
+    verifier.set_rsa_padding(padding).is_ok()
+        && verifier.update(input).is_ok()
+        && matches!(verifier.verify(signature), Ok(true))
+}
+
+fn hmac_verify<K: MACLike>(key: Option<&K>, input: &[u8], tag: &[u8]) -> bool {
+    key.is_some_and(|k| {
+        k.key().as_ref().len() >= MIN_HMAC_KEY_BYTES
+            && ct_codecs::verify(&k.authentication_tag(input), tag)
+    })
 }
 
 /// Whether a big-endian unsigned integer is in `[1, order)`; `value` has the order's length.
