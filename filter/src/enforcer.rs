@@ -897,6 +897,14 @@ pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
 /// The one reader type the module's streamed JSON goes through (Envoy's buffer, the skimmed
 /// settings, a protobuf `Struct`'s JSON): each reader type would compile serde_json's reader and
 /// every schema type's deserializer again.
+fn deserialize_config<'a>(
+    reader: Box<dyn std::io::Read + 'a>,
+) -> Result<PluginConfig, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_reader(json_reader(reader));
+    <PluginConfig as serde::Deserialize>::deserialize(&mut deserializer)
+        .and_then(|config| deserializer.end().map(|()| config))
+}
+
 fn json_reader<'a>(
     reader: Box<dyn std::io::Read + 'a>,
 ) -> std::io::BufReader<Box<dyn std::io::Read + 'a>> {
@@ -909,38 +917,28 @@ fn json_reader<'a>(
 fn read_config<'a>(
     open: &dyn Fn() -> Box<dyn std::io::Read + 'a>,
 ) -> Result<PluginConfig, ConfigErrors> {
-    let mut deserializer = serde_json::Deserializer::from_reader(json_reader(open()));
-    let config = <PluginConfig as serde::Deserialize>::deserialize(&mut deserializer)
-        .and_then(|config| deserializer.end().map(|()| config))
-        .map_err(|error| {
-            // Only as far as the error (a configuration from Envoy is one line): a module's
-            // memory never shrinks, and a refused mesh is megabytes.
-            let limit = if error.line() == 1 { error.column() as u64 + 256 } else { u64::MAX };
-            let mut text = Vec::new();
-            let path = match std::io::Read::read_to_end(
-                &mut std::io::Read::take(open(), limit),
-                &mut text,
-            ) {
+    let config = deserialize_config(open()).map_err(|error| {
+        // Only as far as the error (a configuration from Envoy is one line): a module's
+        // memory never shrinks, and a refused mesh is megabytes.
+        let limit = if error.line() == 1 { error.column() as u64 + 256 } else { u64::MAX };
+        let mut text = Vec::new();
+        let path =
+            match std::io::Read::read_to_end(&mut std::io::Read::take(open(), limit), &mut text) {
                 Ok(_) if !error.is_eof() => {
-                    // serde_json's reader counts a byte it only peeked at (the delimiter after
-                    // a number, the `[` of a value of the wrong type); reading the same text from
-                    // a slice stops at the same error with the position `locate` reads.
-                    let at = serde_json::from_slice::<PluginConfig>(&text)
-                        .err()
-                        .filter(|e| !e.is_eof())
-                        .map_or((error.line(), error.column()), |e| (e.line(), e.column()));
-                    config::locate::path_at(&text, at.0, at.1)
+                    config::locate::path_at_stream_error(&text, &error, &|prefix| {
+                        deserialize_config(Box::new(prefix)).err()
+                    })
                 }
                 _ => String::new(),
             };
-            // A value of the wrong shape is a schema error even where serde_json calls it
-            // syntax (a number where an enum's name goes: "expected value").
-            let problem = if path.is_empty() && !error.is_data() {
-                Problem::Syntax(error.to_string())
-            } else {
-                Problem::Schema(error.to_string())
-            };
-            ConfigErrors::from(ConfigError::plugin(path, problem))
-        })?;
+        // A value of the wrong shape is a schema error even where serde_json calls it
+        // syntax (a number where an enum's name goes: "expected value").
+        let problem = if path.is_empty() && !error.is_data() {
+            Problem::Syntax(error.to_string())
+        } else {
+            Problem::Schema(error.to_string())
+        };
+        ConfigErrors::from(ConfigError::plugin(path, problem))
+    })?;
     Ok(config)
 }

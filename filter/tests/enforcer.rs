@@ -308,6 +308,81 @@ fn a_settings_error_names_its_field_however_the_text_is_laid_out() {
     }
 }
 
+/// Every JSON pointer into `value`, the root excluded.
+fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    let children: Vec<(String, &Value)> = match value {
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+        Value::Array(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+        _ => Vec::new(),
+    };
+    for (key, child) in children {
+        let pointer = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+        out.push(pointer.clone());
+        pointers(child, pointer, out);
+    }
+}
+
+#[test]
+fn a_settings_error_is_located_where_a_slice_reader_locates_it() {
+    // The module reads the configuration through an `io::Read` (one deserializer per schema
+    // type in the module), whose error positions count a byte only peeked at; the reference is
+    // the same text read from a slice. Each value of a configuration that uses every setting is
+    // replaced by values of each shape, or removed, in compact and in pretty-printed text.
+    let valid = json!({
+        "trustDomain": "td", "trustDomainAliases": ["a", "b"], "tokenCache": {"size": 5},
+        "log": {"decisions": "all", "filterState": "none", "audit": "denied", "auditAttributes": true},
+        "jwks": {"refreshInterval": "5s", "maxStale": "1h", "clusters": {"https://u": "c"}},
+        "workload": {"namespace": "api", "labels": {"app": "x"}},
+        "crypto": "wasm", "peerIdentity": "xfcc", "excludeNamespaces": ["x"],
+        "providers": [{"name": "p", "envoyExtAuthzHttp": {
+            "service": "s", "port": 80, "failOpen": true, "timeout": "1s",
+            "includeRequestHeadersInCheck": ["a"], "includeAdditionalHeadersInCheck": {"k": "v"},
+            "identityHeaders": {"peerPrincipal": "x-p"}}}],
+        "policies": []
+    });
+    assert!(enforcer::parse_plugin_config(valid.to_string().as_bytes()).is_ok());
+    let mut all = Vec::new();
+    pointers(&valid, String::new(), &mut all);
+    let shapes = [json!(5), json!(-1), json!(1.5), json!(70000), json!("x"), json!(true)];
+    let shapes = shapes.into_iter().chain([json!(null), json!([]), json!(["a", 5]), json!({})]);
+    let shapes: Vec<Value> = shapes.chain([json!({"k": 1}), json!([[1]])]).collect();
+    let mut checked = 0;
+    for pointer in &all {
+        let mut variants: Vec<Value> = shapes
+            .iter()
+            .map(|shape| {
+                let mut doc = valid.clone();
+                *doc.pointer_mut(pointer).unwrap() = shape.clone();
+                doc
+            })
+            .collect();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let mut removed = valid.clone();
+        if let Some(Value::Object(map)) = removed.pointer_mut(parent) {
+            map.remove(&key.replace("~1", "/").replace("~0", "~"));
+            variants.push(removed);
+        }
+        for doc in variants {
+            for text in [doc.to_string(), serde_json::to_string_pretty(&doc).unwrap()] {
+                let Err(reference) =
+                    serde_json::from_slice::<warden::config::PluginConfig>(text.as_bytes())
+                else {
+                    continue;
+                };
+                let expected = warden::config::locate::path_at(
+                    text.as_bytes(),
+                    reference.line(),
+                    reference.column(),
+                );
+                let errors = enforcer::parse_plugin_config(text.as_bytes()).unwrap_err();
+                assert_eq!(errors.0[0].field, expected, "{text}: {errors}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 300, "{checked}");
+}
+
 #[test]
 fn workload_must_be_known() {
     let config = enforcer::parse_plugin_config(br#"{"policies": []}"#).unwrap();

@@ -10,8 +10,43 @@
 /// The field path at serde_json's error position (`line`, 1-based; `column`, the bytes read on
 /// that line), or `""` when the error is in the top-level value itself.
 pub fn path_at(text: &[u8], line: usize, column: usize) -> String {
+    path_before(text, offset(text, line, column))
+}
+
+/// [`path_at`] for an error from serde_json's reader over an `io::Read`, which counts a byte it
+/// has only peeked at: the delimiter that ends a number, the `[` or `{` of a value of the wrong
+/// type. Its position is then one byte past a slice reader's, and the path read up to there
+/// would take that delimiter for the end of the object or a new element. `reread` reads a
+/// prefix of `text` with the same schema and reader and returns its error. Why not read `text`
+/// again from a slice: that compiles every schema type's deserializer a second time, for a
+/// second reader type (37 KB of code before `wasm-opt` for the plugin configuration).
+pub fn path_at_stream_error(
+    text: &[u8],
+    error: &serde_json::Error,
+    reread: &dyn Fn(&[u8]) -> Option<serde_json::Error>,
+) -> String {
+    let at = offset(text, error.line(), error.column()).min(text.len());
+    let before = at.saturating_sub(1);
+    let peeked = match text.get(before).filter(|_| at > 0) {
+        // Once consumed, a `[` or `{` is always followed by a peek at what comes next, so a
+        // data error whose position ends on one was raised while only peeking at it.
+        Some(b'[' | b'{') => error.is_data(),
+        // Where the last byte was only peeked at (the end of a number), the text without it
+        // gives the same error; where it was read (the `}` after which a field is missing, the
+        // byte a syntax error is about), the text without it ends too early, or reads.
+        Some(b) if !b.is_ascii_digit() => text
+            .get(..before)
+            .and_then(reread)
+            .is_some_and(|again| !again.is_eof() && message(&again) == message(error)),
+        _ => false,
+    };
+    path_before(text, if peeked { before } else { at })
+}
+
+/// The field path of the value being read at byte `end` of `text`.
+fn path_before(text: &[u8], end: usize) -> String {
     let mut frames: Vec<Frame> = Vec::new();
-    let end = offset(text, line, column).min(text.len());
+    let end = end.min(text.len());
     let mut at = 0;
     while at < end {
         let Some(&byte) = text.get(at) else { break };
