@@ -29,8 +29,8 @@
 #   make test-native       cargo test for the whole workspace
 #   make test-wasm         the core's tests compiled to wasm32, run under node (wasm-bindgen-test)
 #   make bench             criterion micro-benchmarks of the core (benches/README.md)
-#   make bench-deps        install what the Envoy harness needs (wrk, gnuplot, gcc, libssl-dev,
-#                          valgrind)
+#   make bench-deps        install what the Envoy harness needs (wrk, gnuplot, gcc, libssl-dev;
+#                          bench-instructions adds valgrind)
 #   make bench-envoy       Warden against Envoy's native filters under load, in the real Envoy
 #                          (~8 minutes; ROUNDS, DURATION, WARMUP, CONNECTIONS, POOL, ONLY):
 #                          benches/results/<date>.md, latest.md and the chart
@@ -40,7 +40,7 @@
 #                          callgrind (~17 minutes; ONLY, DURATION): benches/results/instructions-<date>.md
 #   make fuzz              every fuzz target for FUZZ_SECONDS (default 60) each, or FUZZ_RUNS
 #                          executions; TARGETS=… for some (fuzz/README.md; nightly, cargo-fuzz)
-#   make fuzz-smoke        every fuzz target for 10 s under libFuzzer (what .ci/run adds to
+#   make fuzz-smoke        every fuzz target for 5 s under libFuzzer (what .ci/run adds to
 #                          make test; skipped, saying so, where no nightly toolchain is installed)
 #   make soak              the playground under load for DURATION seconds (default 600), every
 #                          answer checked, memory sampled: benches/results/soak/
@@ -111,8 +111,15 @@ wasm:
 	  --enable-nontrapping-float-to-int $(WASM) -o $(WASM).opt
 	mv $(WASM).opt $(WASM)
 
+# The suite (BUILD_PROFILE=dev) builds the command as `cargo test --workspace` has just built it,
+# with the test targets and so the dev-dependencies' features: `-p warden-cli` alone resolves
+# other features and compiled 42 crates again (47 s of the suite).
 cli:
-	$(CARGO_DEFAULT_TARGET) cargo build --profile $(BUILD_PROFILE) -p warden-cli
+	if [ "$(BUILD_PROFILE)" = dev ]; then \
+	  $(CARGO_DEFAULT_TARGET) cargo build --workspace --bins --tests; \
+	else \
+	  $(CARGO_DEFAULT_TARGET) cargo build --profile $(BUILD_PROFILE) -p warden-cli; \
+	fi
 
 certs:
 	envoy/certs.sh
@@ -210,22 +217,27 @@ observability-check: observability-deps
 # Benchmarks (benches/README.md). criterion builds into target/bench, its profile kept apart from
 # the command's; the Envoy harness builds into target/, beside `make cli`. Variables given to
 # make (ROUNDS=5, ONLY=…) reach the scripts.
-.PHONY: bench bench-deps bench-envoy bench-envoy-check bench-instructions
+.PHONY: bench chart-deps bench-deps bench-envoy bench-envoy-check bench-instructions
 
 bench:
 	CARGO_TARGET_DIR=$(CURDIR)/target/bench cargo bench -p warden-benches
 
-# What the Envoy harness needs beyond `make deps`: wrk (the load), gnuplot (the chart), a C
-# compiler and OpenSSL's headers (the shim that gives wrk a client certificate), GNU time (the
-# command's peak memory at scale), valgrind (instructions per request).
-bench-deps: deps
+# gnuplot draws the charts: bench-envoy's and the soak's (which needs nothing else of bench-deps,
+# so the suite's soak does not install the load tools).
+chart-deps:
+	command -v gnuplot >/dev/null || { apt-get update && apt-get install -y --no-install-recommends gnuplot-nox; }
+
+# What the Envoy harness needs beyond `make deps`: wrk (the load), a C compiler and OpenSSL's
+# headers (the shim that gives wrk a client certificate), GNU time (the command's peak memory at
+# scale). valgrind (instructions per request) only where bench-instructions runs.
+bench-deps: deps chart-deps
 	missing=(); \
-	for tool in wrk gnuplot cc taskset valgrind; do command -v $$tool >/dev/null || missing+=($$tool); done; \
+	for tool in wrk cc taskset; do command -v $$tool >/dev/null || missing+=($$tool); done; \
 	[ -x /usr/bin/time ] || missing+=(time); \
 	[ -f /usr/include/openssl/ssl.h ] || missing+=(ssl.h); \
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  packages=(); \
-	  for tool in "$${missing[@]}"; do case $$tool in gnuplot) packages+=(gnuplot-nox);; cc) packages+=(gcc);; \
+	  for tool in "$${missing[@]}"; do case $$tool in cc) packages+=(gcc);; \
 	    taskset) packages+=(util-linux);; ssl.h) packages+=(libssl-dev);; *) packages+=($$tool);; esac; done; \
 	  apt-get update && apt-get install -y --no-install-recommends "$${packages[@]}"; \
 	fi
@@ -238,6 +250,7 @@ bench-envoy-check:
 
 # The same configurations counted in instructions by callgrind: repeatable on a noisy host.
 bench-instructions: bench-deps
+	command -v valgrind >/dev/null || { apt-get update && apt-get install -y --no-install-recommends valgrind; }
 	benches/envoy/instructions.sh
 
 # Fuzzing (fuzz/README.md): cargo-fuzz on the nightly toolchain; fuzz/run.sh installs cargo-fuzz
@@ -247,11 +260,11 @@ bench-instructions: bench-deps
 fuzz:
 	fuzz/run.sh $(TARGETS)
 
-# CI's share (.ci/run, after make test): the sanitizer build of every target (about 1m40s on two
-# cores) and 10 s of each, from the committed corpus. Not in make test, whose command must run
-# on a machine with stable Rust only.
+# CI's share (.ci/run, after make test): the sanitizer build of every target (about 2m15s on two
+# cores) and 5 s of each, which replays the committed corpus and fuzzes from it. Not in make
+# test, whose command must run on a machine with stable Rust only.
 fuzz-smoke:
-	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} fuzz/run.sh $(TARGETS)
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} fuzz/run.sh $(TARGETS)
 
 # The suite's share: every committed corpus input (seeds and the regressions campaigns found)
 # through its target, on stable Rust without libFuzzer, so every machine that runs make test
@@ -260,9 +273,9 @@ fuzz-replay:
 	CARGO_TARGET_DIR=$(CURDIR)/target cargo test --manifest-path fuzz/Cargo.toml --no-default-features
 
 # The soak (benches/soak.sh); DURATION in seconds.
-soak: bench-deps
+soak: deps chart-deps
 	DURATION=$${DURATION:-600} benches/soak.sh
 
 # The suite's share: 60 s, its report and chart in target/soak (not the committed one).
-soak-short: bench-deps wasm cli
+soak-short: deps chart-deps wasm cli
 	DURATION=60 SOAK_OUT=$(CURDIR)/target/soak benches/soak.sh

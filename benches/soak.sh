@@ -20,7 +20,7 @@ MESH_RUN_DIR="${RUN_DIR:-$ROOT/e2e/.run}"
 
 need "$ENVOY" curl openssl cargo
 make -s wasm cli >&2
-CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --profile "$BUILD_PROFILE" -p warden-benches --bin warden-bench >&2
+build_commands
 started=0
 if ! e2e/mesh.sh status >/dev/null 2>&1; then
   e2e/mesh.sh start

@@ -33,16 +33,28 @@ need() {
   done
 }
 
+# build_commands: the warden command and warden-bench, in BUILD_PROFILE, into BENCH_TARGET. The
+# suite's dev profile builds them as `cargo test --workspace` has (every binary with the test
+# targets, so with the dev-dependencies' features): nothing is compiled again, where a build of
+# one package resolves its own features and compiled 42 crates anew. In other profiles, two
+# builds, not one: built together, cargo would unify the two packages' features and rebuild the
+# command `make cli` already built.
+build_commands() {
+  if [ "$BUILD_PROFILE" = dev ]; then
+    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --workspace --bins --tests >&2
+  else
+    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --profile "$BUILD_PROFILE" -p warden-cli >&2
+    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --profile "$BUILD_PROFILE" -p warden-benches --bin warden-bench >&2
+  fi
+}
+
 # build [empty]: the module (make wasm), the warden command and warden-bench (release, in
 # BENCH_TARGET), and with `empty` the empty filter's module.
 build() {
   [ "${SKIP_BUILD:-0}" = 1 ] && return 0
   log "building warden.wasm (make wasm), warden and warden-bench"
   make -s wasm >&2
-  # Two builds, not one: built together, cargo would unify the two packages' features and
-  # rebuild the command `make cli` already built.
-  CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --profile "$BUILD_PROFILE" -p warden-cli >&2
-  CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --profile "$BUILD_PROFILE" -p warden-benches --bin warden-bench >&2
+  build_commands
   if [ "${1:-}" = empty ]; then
     CARGO_TARGET_DIR="$BENCH_TARGET" cargo build -q --release --target wasm32-wasip1 \
       --manifest-path benches/envoy/empty-filter/Cargo.toml >&2
