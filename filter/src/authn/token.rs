@@ -16,8 +16,8 @@
 //!   and exponents allowed, truncated to seconds as Envoy does) from 0 up to 2^64;
 //! - `nonce` must be a string when present.
 //!
-//! These are also exactly what jwt-simple's own parser refuses or ignores, so the pure-Rust
-//! path (which re-parses the token inside jwt-simple) and the host path accept the same tokens.
+//! Neither signature backend parses the token again (`verify.rs`): both are handed the signing
+//! input and the signature once these checks pass, so they accept the same tokens.
 
 use std::ops::Range;
 

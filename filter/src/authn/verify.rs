@@ -12,10 +12,10 @@
 //! 3. The pure-Rust backend checks only the signature over the signing input, with the
 //!    primitives jwt-simple's own `verify_token` calls for each algorithm (superboring's RSA,
 //!    the `p256`/`p384` crates, `ed25519-compact`, HMAC with a constant-time comparison) on the
-//!    keys jwt-simple parsed. It does not go through `verify_token`: that parses the token a
-//!    second time, and is generic per algorithm, so each of the twelve carried a copy of
-//!    jwt-simple's token parser and claims decoder into the module (42 KB of code before
-//!    `wasm-opt`, benches/README.md "Where the module's size goes").
+//!    keys jwt-simple parsed. It does not go through `verify_token`: that parses and checks
+//!    the token a second time, and is generic per algorithm, so each of the twelve carried its
+//!    own copy of that into the module (73 KiB of `warden.wasm`, benches/README.md "Where the
+//!    module's size goes").
 //!
 //! What remains is the mathematical verification, which RSASSA-PKCS1-v1_5 and ECDSA define
 //! exactly: BoringSSL and the `rsa`/`p256`/`p384` crates agree on it.

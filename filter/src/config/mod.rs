@@ -10,6 +10,7 @@
 //! step three (compilation into indexed runtime structures) live in [`crate::authz`] and
 //! [`crate::authn`].
 
+pub(crate) mod decode;
 pub mod duration;
 pub mod error;
 pub mod istio;
@@ -19,6 +20,7 @@ pub mod scope;
 pub mod skim;
 pub mod wire;
 
+#[cfg(test)]
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -157,12 +159,14 @@ pub fn parse_document(value: &Value) -> Result<Document, ConfigErrors> {
     }
 
     let metadata: ObjectMeta = match object.get("metadata") {
-        Some(meta) => deserialize(meta).map_err(|(path, message)| {
-            ConfigError::plugin(
-                join_field(&format!("{kind}.metadata"), &path),
-                Problem::Schema(message),
-            )
-        })?,
+        Some(meta) => decode::object_meta(meta).map_err(decode::Misfit::into_parts).map_err(
+            |(path, message)| {
+                ConfigError::plugin(
+                    join_field(&format!("{kind}.metadata"), &path),
+                    Problem::Schema(message),
+                )
+            },
+        )?,
         None => ObjectMeta::default(),
     };
     let at = ObjectRef {
@@ -186,13 +190,16 @@ pub fn parse_document(value: &Value) -> Result<Document, ConfigErrors> {
         errors.push(ConfigError::at(&at, "metadata.namespace", Problem::Missing));
     }
     errors.extend(annotation_errors(&at, kind, &metadata));
-    let empty = Value::Object(Default::default());
+    let empty = decode::empty();
     let spec = object.get("spec").unwrap_or(&empty);
     let resource = if kind == KIND_AUTHORIZATION_POLICY {
-        deserialize(spec).map(|spec| Resource::AuthorizationPolicy(Object { metadata, spec }))
+        decode::authorization_policy_spec(spec)
+            .map(|spec| Resource::AuthorizationPolicy(Object { metadata, spec }))
     } else {
-        deserialize(spec).map(|spec| Resource::RequestAuthentication(Object { metadata, spec }))
-    };
+        decode::request_authentication_spec(spec)
+            .map(|spec| Resource::RequestAuthentication(Object { metadata, spec }))
+    }
+    .map_err(decode::Misfit::into_parts);
     if let Ok(resource) = &resource {
         if let Some(selector) = resource.selector() {
             for (field, problem) in scope::validate_selector(selector) {
@@ -210,11 +217,10 @@ pub fn parse_document(value: &Value) -> Result<Document, ConfigErrors> {
     }
 }
 
-/// Deserializes, returning the failing field's path (`rules[0].to[0].operation.methods`, empty
-/// for the value itself) and serde's message. From text, not from the tree, so that the error
-/// has a position to find the path at (see [`locate`]). From bytes, like every other read in the
-/// module: each of serde_json's reader types is another copy of its parser and of every schema
-/// type's deserializer.
+/// serde's derive on `value`'s text: the failing field's path (`rules[0].to[0].operation.methods`,
+/// empty for the value itself, found by [`locate`]) and serde's message. The reference the
+/// module's hand decoder ([`decode`]) is tested against.
+#[cfg(test)]
 pub(crate) fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
     let text = value.to_string();
     serde_json::from_slice(text.as_bytes()).map_err(|error| {

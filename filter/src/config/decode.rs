@@ -1,0 +1,670 @@
+//! Istio's resources ([`super::istio`]) read from the JSON tree by hand.
+//!
+//! Why not serde's derive, which the types still carry: derived, each type is one serde_json
+//! deserializer in the module, and the module's size is V8 code in every VM of every sidecar
+//! (issue "Mesh scale"): `AuthorizationPolicy`'s spec alone retained 34 KB of code before
+//! `wasm-opt`, `RequestAuthentication`'s 18 KB (benches/README.md, "Where the module's size
+//! goes"). The objects are already a `serde_json::Value` when their spec is read (the plugin
+//! configuration keeps them as raw JSON, one read at a time), so walking that tree costs one
+//! small function per type, and it knows the field an error is in without reading the text
+//! back ([`super::locate`]).
+//!
+//! Same schema, same answers, same words: unknown fields are refused inside `spec` and accepted
+//! in `metadata`, `null` is an absent optional field, and the messages are serde's. Stricter in
+//! two shapes serde's derive let through, which Istio's API server refuses: a list where an
+//! object goes (serde read it field by field, in declaration order) and an enum written as an
+//! object (`{"DENY": null}`). The tests decode every policy of the test corpora and thousands of
+//! mutations of them both ways and compare.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::istio::{
+    Action, AuthorizationPolicySpec, ClaimToHeader, Condition, JwtHeader, JwtRule, ObjectMeta,
+    Operation, PolicyTargetReference, Presence, Provider, RequestAuthenticationSpec, Rule,
+    RuleFrom, RuleTo, Source, WorkloadSelector,
+};
+
+/// A value that does not fit the schema: where (innermost segment first, while it travels up)
+/// and serde's message.
+#[derive(Debug)]
+pub(crate) struct Misfit {
+    path: Vec<Segment>,
+    message: String,
+}
+
+#[derive(Debug)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+impl Misfit {
+    fn new(message: String) -> Self {
+        Misfit { path: Vec::new(), message }
+    }
+
+    fn in_key(mut self, key: &str) -> Self {
+        self.path.push(Segment::Key(key.to_string()));
+        self
+    }
+
+    fn in_index(mut self, index: usize) -> Self {
+        self.path.push(Segment::Index(index));
+        self
+    }
+
+    /// The field's path as [`super::locate`] writes it (`rules[0].to[0].operation.methods`) and
+    /// the message.
+    pub(crate) fn into_parts(self) -> (String, String) {
+        let mut path = String::new();
+        for segment in self.path.iter().rev() {
+            match segment {
+                Segment::Key(key) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                Segment::Index(index) => path.push_str(&format!("[{index}]")),
+            }
+        }
+        (path, self.message)
+    }
+}
+
+type Decoded<T> = Result<T, Misfit>;
+
+/// serde's `Unexpected` for a JSON value, as serde_json reports it.
+fn unexpected(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        // serde_json writes a float as its `Number` displays it (`2.5`, `1e+300`).
+        Value::Number(n) if n.is_f64() => format!("floating point `{n}`"),
+        Value::Number(n) => format!("integer `{n}`"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "sequence".to_string(),
+        Value::Object(_) => "map".to_string(),
+    }
+}
+
+fn invalid_type(value: &Value, expected: &str) -> Misfit {
+    Misfit::new(format!("invalid type: {}, expected {expected}", unexpected(value)))
+}
+
+/// serde's `OneOf`: how a message lists what was expected.
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => "there are none".to_string(),
+        [one] => format!("expected `{one}`"),
+        [a, b] => format!("expected `{a}` or `{b}`"),
+        _ => {
+            let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            format!("expected one of {}", quoted.join(", "))
+        }
+    }
+}
+
+fn string(value: &Value) -> Decoded<String> {
+    value.as_str().map(str::to_string).ok_or_else(|| invalid_type(value, "a string"))
+}
+
+fn boolean(value: &Value) -> Decoded<bool> {
+    value.as_bool().ok_or_else(|| invalid_type(value, "a boolean"))
+}
+
+fn list<T>(value: &Value, item: fn(&Value) -> Decoded<T>) -> Decoded<Vec<T>> {
+    let Value::Array(items) = value else { return Err(invalid_type(value, "a sequence")) };
+    items.iter().enumerate().map(|(i, v)| item(v).map_err(|m| m.in_index(i))).collect()
+}
+
+fn strings(value: &Value) -> Decoded<Vec<String>> {
+    list(value, string)
+}
+
+/// `null` is an absent optional field.
+fn optional<T>(value: &Value, read: fn(&Value) -> Decoded<T>) -> Decoded<Option<T>> {
+    if value.is_null() {
+        Ok(None)
+    } else {
+        read(value).map(Some)
+    }
+}
+
+fn optional_strings(value: &Value) -> Decoded<Option<Vec<String>>> {
+    optional(value, strings)
+}
+
+fn string_map(value: &Value) -> Decoded<BTreeMap<String, String>> {
+    let Value::Object(map) = value else { return Err(invalid_type(value, "a map")) };
+    map.iter().map(|(k, v)| Ok((k.clone(), string(v).map_err(|m| m.in_key(k))?))).collect()
+}
+
+/// An object's members, each handed to `member` with its index in `fields` (the names and
+/// aliases serde's derive lists, in its order). With `strict`, a member not in `fields` is
+/// refused (`deny_unknown_fields`); otherwise it is skipped.
+fn object(
+    value: &Value,
+    type_name: &str,
+    fields: &[&str],
+    strict: bool,
+    member: &mut dyn FnMut(usize, &Value) -> Decoded<()>,
+) -> Decoded<()> {
+    let Value::Object(map) = value else {
+        return Err(invalid_type(value, &format!("struct {type_name}")));
+    };
+    for (key, value) in map {
+        match fields.iter().position(|f| f == key) {
+            Some(index) => member(index, value).map_err(|m| m.in_key(key))?,
+            None if strict => {
+                let message = format!("unknown field `{key}`, {}", one_of(fields));
+                return Err(Misfit::new(message).in_key(key));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// A unit-only enum, written as its name.
+fn variant<T: Copy>(value: &Value, variants: &[(&str, T)]) -> Decoded<T> {
+    let Value::String(name) = value else { return Err(invalid_type(value, "a string")) };
+    match variants.iter().find(|(n, _)| n == name) {
+        Some(&(_, v)) => Ok(v),
+        None => {
+            let names: Vec<&str> = variants.iter().map(|&(n, _)| n).collect();
+            Err(Misfit::new(format!("unknown variant `{name}`, {}", one_of(&names))))
+        }
+    }
+}
+
+/// `metadata`: what Warden uses; anything else a cluster adds is accepted.
+pub(crate) fn object_meta(value: &Value) -> Decoded<ObjectMeta> {
+    let mut meta = ObjectMeta::default();
+    object(value, "ObjectMeta", &["name", "namespace", "annotations"], false, &mut |i, v| {
+        match i {
+            0 => meta.name = string(v)?,
+            1 => meta.namespace = string(v)?,
+            _ => meta.annotations = string_map(v)?,
+        }
+        Ok(())
+    })?;
+    Ok(meta)
+}
+
+fn workload_selector(value: &Value) -> Decoded<WorkloadSelector> {
+    let mut selector = WorkloadSelector::default();
+    object(value, "WorkloadSelector", &["matchLabels"], true, &mut |_, v| {
+        selector.match_labels = string_map(v)?;
+        Ok(())
+    })?;
+    Ok(selector)
+}
+
+fn target_reference(value: &Value) -> Decoded<PolicyTargetReference> {
+    let mut target = PolicyTargetReference::default();
+    let fields = ["group", "kind", "name", "namespace"];
+    object(value, "PolicyTargetReference", &fields, true, &mut |i, v| {
+        let text = string(v)?;
+        match i {
+            0 => target.group = text,
+            1 => target.kind = text,
+            2 => target.name = text,
+            _ => target.namespace = text,
+        }
+        Ok(())
+    })?;
+    Ok(target)
+}
+
+const SOURCE_FIELDS: [&str; 14] = [
+    "principals",
+    "notPrincipals",
+    "requestPrincipals",
+    "notRequestPrincipals",
+    "namespaces",
+    "notNamespaces",
+    "serviceAccounts",
+    "notServiceAccounts",
+    "trustDomains",
+    "notTrustDomains",
+    "ipBlocks",
+    "notIpBlocks",
+    "remoteIpBlocks",
+    "notRemoteIpBlocks",
+];
+
+fn source(value: &Value) -> Decoded<Source> {
+    let mut lists: [Option<Vec<String>>; 14] = Default::default();
+    object(value, "Source", &SOURCE_FIELDS, true, &mut |i, v| {
+        if let Some(slot) = lists.get_mut(i) {
+            *slot = optional_strings(v)?;
+        }
+        Ok(())
+    })?;
+    let [principals, not_principals, request_principals, not_request_principals, namespaces, not_namespaces, service_accounts, not_service_accounts, trust_domains, not_trust_domains, ip_blocks, not_ip_blocks, remote_ip_blocks, not_remote_ip_blocks] =
+        lists;
+    Ok(Source {
+        principals,
+        not_principals,
+        request_principals,
+        not_request_principals,
+        namespaces,
+        not_namespaces,
+        service_accounts,
+        not_service_accounts,
+        trust_domains,
+        not_trust_domains,
+        ip_blocks,
+        not_ip_blocks,
+        remote_ip_blocks,
+        not_remote_ip_blocks,
+    })
+}
+
+const OPERATION_FIELDS: [&str; 8] =
+    ["hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"];
+
+fn operation(value: &Value) -> Decoded<Operation> {
+    let mut lists: [Option<Vec<String>>; 8] = Default::default();
+    object(value, "Operation", &OPERATION_FIELDS, true, &mut |i, v| {
+        if let Some(slot) = lists.get_mut(i) {
+            *slot = optional_strings(v)?;
+        }
+        Ok(())
+    })?;
+    let [hosts, not_hosts, ports, not_ports, methods, not_methods, paths, not_paths] = lists;
+    Ok(Operation { hosts, not_hosts, ports, not_ports, methods, not_methods, paths, not_paths })
+}
+
+fn rule_from(value: &Value) -> Decoded<RuleFrom> {
+    let mut from = RuleFrom::default();
+    object(value, "RuleFrom", &["source"], true, &mut |_, v| {
+        from.source = optional(v, source)?;
+        Ok(())
+    })?;
+    Ok(from)
+}
+
+fn rule_to(value: &Value) -> Decoded<RuleTo> {
+    let mut to = RuleTo::default();
+    object(value, "RuleTo", &["operation"], true, &mut |_, v| {
+        to.operation = optional(v, operation)?;
+        Ok(())
+    })?;
+    Ok(to)
+}
+
+fn condition(value: &Value) -> Decoded<Condition> {
+    let mut condition = Condition::default();
+    object(value, "Condition", &["key", "values", "notValues"], true, &mut |i, v| {
+        match i {
+            0 => condition.key = string(v)?,
+            1 => condition.values = optional_strings(v)?,
+            _ => condition.not_values = optional_strings(v)?,
+        }
+        Ok(())
+    })?;
+    Ok(condition)
+}
+
+fn rule(value: &Value) -> Decoded<Rule> {
+    let mut rule = Rule::default();
+    object(value, "Rule", &["from", "to", "when"], true, &mut |i, v| {
+        match i {
+            0 => rule.from = optional(v, |v| list(v, rule_from))?,
+            1 => rule.to = optional(v, |v| list(v, rule_to))?,
+            _ => rule.when = optional(v, |v| list(v, condition))?,
+        }
+        Ok(())
+    })?;
+    Ok(rule)
+}
+
+fn provider(value: &Value) -> Decoded<Provider> {
+    let mut provider = Provider::default();
+    object(value, "Provider", &["name"], true, &mut |_, v| {
+        provider.name = string(v)?;
+        Ok(())
+    })?;
+    Ok(provider)
+}
+
+const ACTIONS: [(&str, Action); 4] = [
+    ("ALLOW", Action::Allow),
+    ("DENY", Action::Deny),
+    ("AUDIT", Action::Audit),
+    ("CUSTOM", Action::Custom),
+];
+
+/// `AuthorizationPolicy.spec`.
+pub(crate) fn authorization_policy_spec(value: &Value) -> Decoded<AuthorizationPolicySpec> {
+    let mut spec = AuthorizationPolicySpec::default();
+    let fields = ["selector", "targetRef", "targetRefs", "rules", "action", "provider"];
+    object(value, "AuthorizationPolicySpec", &fields, true, &mut |i, v| {
+        match i {
+            0 => spec.selector = optional(v, workload_selector)?,
+            1 => spec.target_ref = optional(v, target_reference)?,
+            2 => spec.target_refs = list(v, target_reference)?,
+            3 => spec.rules = list(v, rule)?,
+            4 => spec.action = variant(v, &ACTIONS)?,
+            _ => spec.provider = optional(v, provider)?,
+        }
+        Ok(())
+    })?;
+    Ok(spec)
+}
+
+fn jwt_header(value: &Value) -> Decoded<JwtHeader> {
+    let mut header = JwtHeader::default();
+    object(value, "JwtHeader", &["name", "prefix"], true, &mut |i, v| {
+        match i {
+            0 => header.name = string(v)?,
+            _ => header.prefix = string(v)?,
+        }
+        Ok(())
+    })?;
+    Ok(header)
+}
+
+fn claim_to_header(value: &Value) -> Decoded<ClaimToHeader> {
+    let mut output = ClaimToHeader::default();
+    object(value, "ClaimToHeader", &["header", "claim"], true, &mut |i, v| {
+        match i {
+            0 => output.header = string(v)?,
+            _ => output.claim = string(v)?,
+        }
+        Ok(())
+    })?;
+    Ok(output)
+}
+
+/// In serde's order: each field's name and aliases, sorted (`jwksUri`, then `jwks_uri`).
+const JWT_RULE_FIELDS: [&str; 14] = [
+    "issuer",
+    "audiences",
+    "jwksUri",
+    "jwks_uri",
+    "jwks",
+    "fromHeaders",
+    "fromParams",
+    "fromCookies",
+    "outputPayloadToHeader",
+    "outputClaimToHeaders",
+    "forwardOriginalToken",
+    "timeout",
+    "spaceDelimitedClaims",
+    "presence",
+];
+
+const PRESENCES: [(&str, Presence); 2] =
+    [("OPTIONAL", Presence::Optional), ("REQUIRED", Presence::Required)];
+
+fn jwt_rule(value: &Value) -> Decoded<JwtRule> {
+    let mut rule = JwtRule::default();
+    let mut jwks_uri_seen = false;
+    object(value, "JwtRule", &JWT_RULE_FIELDS, true, &mut |i, v| {
+        match i {
+            0 => rule.issuer = string(v)?,
+            1 => rule.audiences = strings(v)?,
+            // One field under two names: both given is a duplicate, as serde says it.
+            2 | 3 if jwks_uri_seen => {
+                return Err(Misfit::new("duplicate field `jwksUri`".to_string()));
+            }
+            2 | 3 => {
+                jwks_uri_seen = true;
+                rule.jwks_uri = string(v)?;
+            }
+            4 => rule.jwks = string(v)?,
+            5 => rule.from_headers = list(v, jwt_header)?,
+            6 => rule.from_params = strings(v)?,
+            7 => rule.from_cookies = strings(v)?,
+            8 => rule.output_payload_to_header = string(v)?,
+            9 => rule.output_claim_to_headers = list(v, claim_to_header)?,
+            10 => rule.forward_original_token = boolean(v)?,
+            11 => rule.timeout = optional(v, string)?,
+            12 => rule.space_delimited_claims = strings(v)?,
+            _ => rule.presence = optional(v, |v| variant(v, &PRESENCES))?,
+        }
+        Ok(())
+    })?;
+    Ok(rule)
+}
+
+/// `RequestAuthentication.spec`.
+pub(crate) fn request_authentication_spec(value: &Value) -> Decoded<RequestAuthenticationSpec> {
+    let mut spec = RequestAuthenticationSpec::default();
+    let fields = ["selector", "targetRef", "targetRefs", "jwtRules"];
+    object(value, "RequestAuthenticationSpec", &fields, true, &mut |i, v| {
+        match i {
+            0 => spec.selector = optional(v, workload_selector)?,
+            1 => spec.target_ref = optional(v, target_reference)?,
+            2 => spec.target_refs = list(v, target_reference)?,
+            _ => spec.jwt_rules = list(v, jwt_rule)?,
+        }
+        Ok(())
+    })?;
+    Ok(spec)
+}
+
+/// An empty object, for a resource without `spec`.
+pub(crate) fn empty() -> Value {
+    Value::Object(Map::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::deserialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::json;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// Every JSON pointer into `value`, the root included.
+    fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        out.push(at.clone());
+        let children: Vec<(String, &Value)> = match value {
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            Value::Array(items) => {
+                items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect()
+            }
+            _ => Vec::new(),
+        };
+        for (key, child) in children {
+            pointers(child, format!("{at}/{}", key.replace('~', "~0").replace('/', "~1")), out);
+        }
+    }
+
+    /// The spec, and each of its values replaced by every shape, removed, wrapped in a list, or
+    /// given an unknown member.
+    fn mutations(spec: &Value) -> Vec<Value> {
+        let shapes = [
+            json!(null),
+            json!(true),
+            json!(7),
+            json!(-3),
+            json!(2.5),
+            json!(1e300),
+            json!("x"),
+            json!("DENY"),
+            json!(""),
+            json!([]),
+            json!(["a", 5]),
+            json!([{}]),
+            json!({}),
+            json!({"k": "v"}),
+            json!({"DENY": null}),
+        ];
+        let mut all = Vec::new();
+        pointers(spec, String::new(), &mut all);
+        let mut out = vec![spec.clone()];
+        for pointer in &all {
+            let Some(original) = spec.pointer(pointer) else { continue };
+            let mut replace = |value: Value| {
+                let mut doc = spec.clone();
+                if let Some(slot) = doc.pointer_mut(pointer) {
+                    *slot = value;
+                    out.push(doc);
+                }
+            };
+            for shape in &shapes {
+                replace(shape.clone());
+            }
+            replace(json!([original.clone()]));
+            if let Value::Object(map) = original {
+                let mut with_unknown = map.clone();
+                with_unknown.insert("bogus".into(), json!(1));
+                replace(Value::Object(with_unknown));
+            }
+            if let Some((parent, key)) = pointer.rsplit_once('/') {
+                let mut doc = spec.clone();
+                let key = key.replace("~1", "/").replace("~0", "~");
+                if let Some(Value::Object(map)) = doc.pointer_mut(parent) {
+                    map.remove(&key);
+                    out.push(doc);
+                }
+            }
+        }
+        out
+    }
+
+    /// The hand decoder against serde's derive on one document: the same value, or an error at
+    /// the same field with the same message; or, in the two shapes the decoder refuses and
+    /// serde's derive took, that refusal.
+    fn agree<T: DeserializeOwned + PartialEq + std::fmt::Debug>(
+        doc: &Value,
+        decode: fn(&Value) -> Decoded<T>,
+    ) -> bool {
+        let ours = decode(doc).map_err(Misfit::into_parts);
+        let reference = deserialize::<T>(doc);
+        let stricter = |(path, message): &(String, String)| {
+            message.starts_with("invalid type: sequence, expected struct ")
+                || (message == "invalid type: map, expected a string"
+                    && (path.ends_with("action") || path.ends_with("presence")))
+        };
+        match (ours, reference) {
+            (Ok(ours), Ok(reference)) => {
+                assert_eq!(ours, reference, "{doc}");
+                true
+            }
+            // Where serde's derive read a list as the struct's fields, it failed on one of them.
+            (Err(ours), Err(_)) if stricter(&ours) => false,
+            // serde_json says only "expected value" for an enum that is not a string, where a
+            // list's `[` is behind the position `locate` reads.
+            (Err(ours), Err(reference)) if reference.1 == "expected value" => {
+                assert!(reference.0.starts_with(&ours.0), "{doc}: {ours:?} {reference:?}");
+                assert!(ours.1.ends_with("expected a string"), "{doc}: {ours:?}");
+                true
+            }
+            (Err(ours), Err(reference)) => {
+                assert_eq!(ours, reference, "{doc}");
+                true
+            }
+            (Err(ours), Ok(_)) => {
+                assert!(stricter(&ours), "refused what serde's derive took: {doc}: {ours:?}");
+                false
+            }
+            (Ok(_), Err(reference)) => {
+                panic!("accepted what serde's derive refused: {doc}: {reference:?}")
+            }
+        }
+    }
+
+    fn corpus_specs() -> Vec<Value> {
+        let files = [
+            include_str!("../../tests/authz/combination.yaml"),
+            include_str!("../../tests/authz/conditions.yaml"),
+            include_str!("../../tests/authz/errors.yaml"),
+            include_str!("../../tests/authz/fail_closed.yaml"),
+            include_str!("../../tests/authz/jwt.yaml"),
+            include_str!("../../tests/authz/operation.yaml"),
+            include_str!("../../tests/authz/source.yaml"),
+        ];
+        let mut specs = Vec::new();
+        for file in files {
+            let cases: Value = serde_yaml_ng::from_str(file).unwrap();
+            for case in cases.as_array().unwrap() {
+                for object in [case.get("object"), case.get("policy")].into_iter().flatten() {
+                    if let Some(spec) = object.get("spec") {
+                        specs.push(spec.clone());
+                    }
+                }
+                if let Some(policies) = case.get("policies").and_then(Value::as_array) {
+                    specs.extend(policies.iter().filter_map(|p| p.get("spec").cloned()));
+                }
+            }
+        }
+        specs
+    }
+
+    #[test]
+    fn authorization_policies_decode_as_serde_derives_them() {
+        let every_field = json!({
+            "selector": {"matchLabels": {"app": "a"}},
+            "targetRef": {"group": "g", "kind": "Gateway", "name": "n", "namespace": "ns"},
+            "targetRefs": [{"kind": "Service", "name": "s"}],
+            "action": "CUSTOM", "provider": {"name": "ext"},
+            "rules": [{
+                "from": [{"source": {"principals": ["a"], "notPrincipals": ["b"],
+                    "requestPrincipals": ["c"], "notRequestPrincipals": ["d"],
+                    "namespaces": ["e"], "notNamespaces": ["f"], "serviceAccounts": ["g"],
+                    "notServiceAccounts": ["h"], "trustDomains": ["i"], "notTrustDomains": ["j"],
+                    "ipBlocks": ["1.2.3.4"], "notIpBlocks": ["5.6.7.8/8"],
+                    "remoteIpBlocks": ["::1"], "notRemoteIpBlocks": ["::2"]}}],
+                "to": [{"operation": {"hosts": ["h"], "notHosts": ["i"], "ports": ["80"],
+                    "notPorts": ["81"], "methods": ["GET"], "notMethods": ["PUT"],
+                    "paths": ["/a"], "notPaths": ["/b"]}}],
+                "when": [{"key": "request.headers[x]", "values": ["v"], "notValues": ["w"]}]
+            }]
+        });
+        let specs = corpus_specs();
+        assert!(specs.len() > 100, "{}", specs.len());
+        let (mut agreed, mut stricter) = (0, 0);
+        for spec in std::iter::once(&every_field).chain(&specs) {
+            for doc in mutations(spec) {
+                if agree(&doc, authorization_policy_spec) {
+                    agreed += 1;
+                } else {
+                    stricter += 1;
+                }
+            }
+        }
+        assert!(agreed > 10_000 && stricter > 100, "{agreed} {stricter}");
+    }
+
+    #[test]
+    fn request_authentications_decode_as_serde_derives_them() {
+        let every_field = json!({
+            "selector": {"matchLabels": {"app": "a"}},
+            "targetRef": {"kind": "Gateway", "name": "n"},
+            "jwtRules": [{
+                "issuer": "https://issuer", "audiences": ["a"], "jwksUri": "https://issuer/jwks",
+                "fromHeaders": [{"name": "x-token", "prefix": "Bearer "}],
+                "fromParams": ["t"], "fromCookies": ["c"], "outputPayloadToHeader": "x-payload",
+                "outputClaimToHeaders": [{"header": "x-sub", "claim": "sub"}],
+                "forwardOriginalToken": true, "timeout": "5s",
+                "spaceDelimitedClaims": ["scope"], "presence": "REQUIRED"
+            }, {"issuer": "i", "jwks": "{\"keys\": []}", "jwks_uri": "https://other"}]
+        });
+        let mut agreed = 0;
+        for doc in mutations(&every_field) {
+            agreed += usize::from(agree(&doc, request_authentication_spec));
+        }
+        // Both spellings of one field at once: the duplicate serde reports.
+        let both = json!({"jwtRules": [{"jwksUri": "https://a", "jwks_uri": "https://b"}]});
+        assert!(agree(&both, request_authentication_spec));
+        assert!(agreed > 500, "{agreed}");
+    }
+
+    #[test]
+    fn metadata_accepts_what_a_cluster_adds() {
+        let meta = json!({"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "1",
+            "annotations": {"istio.io/dry-run": "true"}, "labels": {"a": "b"}});
+        for doc in mutations(&meta) {
+            agree(&doc, object_meta);
+        }
+    }
+}
