@@ -402,7 +402,7 @@ pub fn read_settings(path: Option<&PathBuf>) -> anyhow::Result<PluginConfig> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let value: Value = serde_yaml_ng::from_str(&text)
         .with_context(|| format!("{} is not valid YAML", path.display()))?;
-    let config: PluginConfig = serde_json::from_value(value)
+    let config = PluginConfig::from_value(&value)
         .with_context(|| format!("{}: not a valid Warden plugin configuration", path.display()))?;
     if !config.policies.is_empty() {
         bail!(

@@ -882,7 +882,7 @@ fn run_compile(args: CompileArgs) -> Result<ExitCode> {
         std::mem::take(&mut analysis.entries).iter().map(analysis::Entry::value).collect();
     let config = compile::plugin_config(objects, &analysis.settings, workload)?;
     // What is written must be what the module accepts, inlined keys included.
-    let parsed = <warden::config::PluginConfig as serde::Deserialize>::deserialize(&config)?;
+    let parsed = warden::config::PluginConfig::from_value(&config)?;
     let node = warden::config::Workload { namespace: root, labels: Default::default() };
     if let Err(errors) = warden::enforcer::Enforcer::new(&parsed, Some(node)) {
         for error in errors.0 {

@@ -899,9 +899,9 @@ pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
 /// every schema type's deserializer again.
 fn deserialize_config<'a>(
     reader: Box<dyn std::io::Read + 'a>,
-) -> Result<PluginConfig, serde_json::Error> {
+) -> Result<config::plugin::Streamed, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_reader(json_reader(reader));
-    <PluginConfig as serde::Deserialize>::deserialize(&mut deserializer)
+    <config::plugin::Streamed as serde::Deserialize>::deserialize(&mut deserializer)
         .and_then(|config| deserializer.end().map(|()| config))
 }
 
@@ -911,13 +911,14 @@ fn json_reader<'a>(
     std::io::BufReader::with_capacity(64 * 1024, reader)
 }
 
-/// The whole configuration from `open()`'s reader (in the scope in force, if any). A schema
-/// error is located by reading the text a second time (see [`config::locate`]). The reader is a
-/// trait object: see [`json_reader`].
+/// The whole configuration from `open()`'s reader (in the scope in force, if any). An error in
+/// the text is located by reading it a second time (see [`config::locate`]); a setting that
+/// does not fit the schema is named by the decoder (`config/decode.rs`). The reader is a trait
+/// object: see [`json_reader`].
 fn read_config<'a>(
     open: &dyn Fn() -> Box<dyn std::io::Read + 'a>,
 ) -> Result<PluginConfig, ConfigErrors> {
-    let config = deserialize_config(open()).map_err(|error| {
+    let streamed = deserialize_config(open()).map_err(|error| {
         // Only as far as the error (a configuration from Envoy is one line): a module's
         // memory never shrinks, and a refused mesh is megabytes.
         let limit = if error.line() == 1 { error.column() as u64 + 256 } else { u64::MAX };
@@ -940,5 +941,7 @@ fn read_config<'a>(
         };
         ConfigErrors::from(ConfigError::plugin(path, problem))
     })?;
-    Ok(config)
+    streamed.into_config().map_err(|(path, message)| {
+        ConfigErrors::from(ConfigError::plugin(path, Problem::Schema(message)))
+    })
 }

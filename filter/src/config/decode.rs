@@ -25,6 +25,10 @@ use super::istio::{
     Operation, PolicyTargetReference, Presence, Provider, RequestAuthenticationSpec, Rule,
     RuleFrom, RuleTo, Source, WorkloadSelector,
 };
+use super::plugin::{
+    Crypto, DecisionLog, ExtAuthzHttp, ExtensionProvider, IdentityHeaders, JwksSettings,
+    LogSettings, PeerIdentity, PluginConfig, Role, TokenCacheSettings, Workload,
+};
 
 /// A value that does not fit the schema: where (innermost segment first, while it travels up)
 /// and serde's message.
@@ -449,6 +453,238 @@ pub(crate) fn request_authentication_spec(value: &Value) -> Decoded<RequestAuthe
     Ok(spec)
 }
 
+/// An unsigned integer up to `max`, with serde's words for `expected` (`u16`, `usize`).
+fn unsigned(value: &Value, max: u64, expected: &str) -> Decoded<u64> {
+    let Value::Number(n) = value else { return Err(invalid_type(value, expected)) };
+    match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) if u <= max => Ok(u),
+        (Some(_), _) | (None, Some(_)) => {
+            Err(Misfit::new(format!("invalid value: integer `{n}`, expected {expected}")))
+        }
+        (None, None) => Err(invalid_type(value, expected)),
+    }
+}
+
+/// Any JSON value, kept as it is.
+fn any(value: &Value) -> Decoded<Value> {
+    Ok(value.clone())
+}
+
+/// Fields that must be present once the object's members are read, in declaration order:
+/// serde's derive names the first one missing.
+fn required(present: &[bool], names: &[&str]) -> Decoded<()> {
+    match present.iter().zip(names).find(|(present, _)| !**present) {
+        Some((_, name)) => Err(Misfit::new(format!("missing field `{name}`"))),
+        None => Ok(()),
+    }
+}
+
+fn workload(value: &Value) -> Decoded<Workload> {
+    let mut workload = Workload::default();
+    let mut namespace = false;
+    object(value, "Workload", &["namespace", "labels"], true, &mut |i, v| {
+        match i {
+            0 => {
+                workload.namespace = string(v)?;
+                namespace = true;
+            }
+            _ => workload.labels = string_map(v)?,
+        }
+        Ok(())
+    })?;
+    required(&[namespace], &["namespace"])?;
+    Ok(workload)
+}
+
+fn jwks_settings(value: &Value) -> Decoded<JwksSettings> {
+    let mut jwks = JwksSettings::default();
+    let fields = ["refreshInterval", "maxStale", "minRefetchInterval", "clusters"];
+    object(value, "JwksSettings", &fields, true, &mut |i, v| {
+        match i {
+            0 => jwks.refresh_interval = optional(v, string)?,
+            1 => jwks.max_stale = optional(v, string)?,
+            2 => jwks.min_refetch_interval = optional(v, string)?,
+            _ => jwks.clusters = string_map(v)?,
+        }
+        Ok(())
+    })?;
+    Ok(jwks)
+}
+
+fn token_cache(value: &Value) -> Decoded<TokenCacheSettings> {
+    let mut cache = TokenCacheSettings::default();
+    object(value, "TokenCacheSettings", &["size"], true, &mut |_, v| {
+        let size = unsigned(v, usize::MAX as u64, "usize")?;
+        cache.size = usize::try_from(size).unwrap_or(usize::MAX);
+        Ok(())
+    })?;
+    Ok(cache)
+}
+
+const DECISION_LOGS: [(&str, DecisionLog); 3] =
+    [("none", DecisionLog::None), ("denied", DecisionLog::Denied), ("all", DecisionLog::All)];
+
+fn log_settings(value: &Value) -> Decoded<LogSettings> {
+    let mut log = LogSettings::default();
+    let fields = ["decisions", "filterState", "audit", "auditAttributes"];
+    object(value, "LogSettings", &fields, true, &mut |i, v| {
+        match i {
+            0 => log.decisions = variant(v, &DECISION_LOGS)?,
+            1 => log.filter_state = variant(v, &DECISION_LOGS)?,
+            2 => log.audit = variant(v, &DECISION_LOGS)?,
+            _ => log.audit_attributes = boolean(v)?,
+        }
+        Ok(())
+    })?;
+    Ok(log)
+}
+
+fn identity_headers(value: &Value) -> Decoded<IdentityHeaders> {
+    let mut headers = IdentityHeaders::default();
+    let fields = ["peerPrincipal", "requestPrincipal"];
+    object(value, "IdentityHeaders", &fields, true, &mut |i, v| {
+        match i {
+            0 => headers.peer_principal = optional(v, string)?,
+            _ => headers.request_principal = optional(v, string)?,
+        }
+        Ok(())
+    })?;
+    Ok(headers)
+}
+
+const EXT_AUTHZ_HTTP_FIELDS: [&str; 14] = [
+    "service",
+    "port",
+    "cluster",
+    "timeout",
+    "pathPrefix",
+    "failOpen",
+    "statusOnError",
+    "includeRequestHeadersInCheck",
+    "includeAdditionalHeadersInCheck",
+    "includeRequestBodyInCheck",
+    "headersToUpstreamOnAllow",
+    "headersToDownstreamOnDeny",
+    "headersToDownstreamOnAllow",
+    "identityHeaders",
+];
+
+fn ext_authz_http(value: &Value) -> Decoded<ExtAuthzHttp> {
+    let mut http = ExtAuthzHttp::default();
+    let (mut service, mut port) = (false, false);
+    object(value, "ExtAuthzHttp", &EXT_AUTHZ_HTTP_FIELDS, true, &mut |i, v| {
+        match i {
+            0 => {
+                http.service = string(v)?;
+                service = true;
+            }
+            1 => {
+                let number = unsigned(v, u64::from(u16::MAX), "u16")?;
+                http.port = u16::try_from(number).unwrap_or(u16::MAX);
+                port = true;
+            }
+            2 => http.cluster = optional(v, string)?,
+            3 => http.timeout = optional(v, string)?,
+            4 => http.path_prefix = optional(v, string)?,
+            5 => http.fail_open = boolean(v)?,
+            6 => http.status_on_error = optional(v, string)?,
+            7 => http.include_request_headers_in_check = strings(v)?,
+            8 => http.include_additional_headers_in_check = string_map(v)?,
+            9 => http.include_request_body_in_check = optional(v, any)?,
+            10 => http.headers_to_upstream_on_allow = strings(v)?,
+            11 => http.headers_to_downstream_on_deny = strings(v)?,
+            12 => http.headers_to_downstream_on_allow = strings(v)?,
+            _ => http.identity_headers = optional(v, identity_headers)?,
+        }
+        Ok(())
+    })?;
+    required(&[service, port], &["service", "port"])?;
+    Ok(http)
+}
+
+fn extension_provider(value: &Value) -> Decoded<ExtensionProvider> {
+    let mut provider = ExtensionProvider {
+        name: String::new(),
+        envoy_ext_authz_http: None,
+        envoy_ext_authz_grpc: None,
+    };
+    let mut name = false;
+    let fields = ["name", "envoyExtAuthzHttp", "envoyExtAuthzGrpc"];
+    object(value, "ExtensionProvider", &fields, true, &mut |i, v| {
+        match i {
+            0 => {
+                provider.name = string(v)?;
+                name = true;
+            }
+            1 => provider.envoy_ext_authz_http = optional(v, ext_authz_http)?,
+            _ => provider.envoy_ext_authz_grpc = optional(v, any)?,
+        }
+        Ok(())
+    })?;
+    required(&[name], &["name"])?;
+    Ok(provider)
+}
+
+/// The plugin configuration's fields, in serde's order: `policies` is among them.
+const PLUGIN_FIELDS: [&str; 13] = [
+    "role",
+    "workload",
+    "rootNamespace",
+    "trustDomain",
+    "trustDomainAliases",
+    "policies",
+    "excludeNamespaces",
+    "jwks",
+    "tokenCache",
+    "crypto",
+    "log",
+    "peerIdentity",
+    "providers",
+];
+
+/// The plugin configuration's settings, and its policies when `value` has them (each kept as
+/// raw JSON; the module streams them apart, see `enforcer::read_config`).
+pub(crate) fn plugin_config(value: &Value) -> Decoded<PluginConfig> {
+    let mut config = PluginConfig::default();
+    object(value, "PluginConfig", &PLUGIN_FIELDS, true, &mut |i, v| {
+        match i {
+            0 => {
+                config.role = variant(v, &[("http", Role::Http), ("connection", Role::Connection)])?
+            }
+            1 => config.workload = optional(v, workload)?,
+            2 => config.root_namespace = string(v)?,
+            3 => config.trust_domain = string(v)?,
+            4 => config.trust_domain_aliases = strings(v)?,
+            5 => {
+                let Value::Array(items) = v else {
+                    return Err(invalid_type(v, "a list of Kubernetes objects"));
+                };
+                config.policies = items
+                    .iter()
+                    .map(serde_json::value::to_raw_value)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Misfit::new(e.to_string()))?;
+            }
+            6 => config.exclude_namespaces = strings(v)?,
+            7 => config.jwks = jwks_settings(v)?,
+            8 => config.token_cache = token_cache(v)?,
+            9 => config.crypto = variant(v, &[("auto", Crypto::Auto), ("wasm", Crypto::Wasm)])?,
+            10 => config.log = log_settings(v)?,
+            11 => {
+                let identities = [
+                    ("certificate", PeerIdentity::Certificate),
+                    ("uriSan", PeerIdentity::Certificate),
+                    ("xfcc", PeerIdentity::Xfcc),
+                ];
+                config.peer_identity = variant(v, &identities)?;
+            }
+            _ => config.providers = list(v, extension_provider)?,
+        }
+        Ok(())
+    })?;
+    Ok(config)
+}
+
 /// An empty object, for a resource without `spec`.
 pub(crate) fn empty() -> Value {
     Value::Object(Map::new())
@@ -538,19 +774,30 @@ mod tests {
         doc: &Value,
         decode: fn(&Value) -> Decoded<T>,
     ) -> bool {
-        let ours = decode(doc).map_err(Misfit::into_parts);
-        let reference = deserialize::<T>(doc);
-        let stricter = |(path, message): &(String, String)| {
+        agree_as(doc, decode, |t| t)
+    }
+
+    /// [`agree`], comparing what `compared` makes of each decoded value.
+    fn agree_as<T: DeserializeOwned, C: PartialEq + std::fmt::Debug>(
+        doc: &Value,
+        decode: fn(&Value) -> Decoded<T>,
+        compared: fn(T) -> C,
+    ) -> bool {
+        let ours = decode(doc).map(compared).map_err(Misfit::into_parts);
+        let reference = deserialize::<T>(doc).map(compared);
+        // The two shapes the decoder refuses: a list for a struct, an object for an enum.
+        let stricter = |(_, message): &(String, String)| {
             message.starts_with("invalid type: sequence, expected struct ")
-                || (message == "invalid type: map, expected a string"
-                    && (path.ends_with("action") || path.ends_with("presence")))
+                || message == "invalid type: map, expected a string"
         };
         match (ours, reference) {
             (Ok(ours), Ok(reference)) => {
                 assert_eq!(ours, reference, "{doc}");
                 true
             }
-            // Where serde's derive read a list as the struct's fields, it failed on one of them.
+            (Err(ours), Err(reference)) if ours == reference => true,
+            // Where serde's derive read a list as the struct's fields, or an object as an enum,
+            // it failed inside.
             (Err(ours), Err(_)) if stricter(&ours) => false,
             // serde_json says only "expected value" for an enum that is not a string, where a
             // list's `[` is behind the position `locate` reads.
@@ -559,10 +806,7 @@ mod tests {
                 assert!(ours.1.ends_with("expected a string"), "{doc}: {ours:?}");
                 true
             }
-            (Err(ours), Err(reference)) => {
-                assert_eq!(ours, reference, "{doc}");
-                true
-            }
+            (Err(ours), Err(reference)) => panic!("{doc}: {ours:?} against {reference:?}"),
             (Err(ours), Ok(_)) => {
                 assert!(stricter(&ours), "refused what serde's derive took: {doc}: {ours:?}");
                 false
@@ -657,6 +901,54 @@ mod tests {
         let both = json!({"jwtRules": [{"jwksUri": "https://a", "jwks_uri": "https://b"}]});
         assert!(agree(&both, request_authentication_spec));
         assert!(agreed > 500, "{agreed}");
+    }
+
+    #[test]
+    fn plugin_settings_decode_as_serde_derives_them() {
+        let every_field = json!({
+            "role": "http", "rootNamespace": "root", "trustDomain": "td",
+            "trustDomainAliases": ["a", "b"], "excludeNamespaces": ["x"],
+            "workload": {"namespace": "api", "labels": {"app": "x"}},
+            "policies": [{"kind": "AuthorizationPolicy"}, 5],
+            "jwks": {"refreshInterval": "5s", "maxStale": "1h", "minRefetchInterval": "30s",
+                "clusters": {"https://u": "c"}},
+            "tokenCache": {"size": 5}, "crypto": "wasm", "peerIdentity": "uriSan",
+            "log": {"decisions": "all", "filterState": "none", "audit": "denied",
+                "auditAttributes": true},
+            "providers": [{"name": "p", "envoyExtAuthzHttp": {
+                "service": "s", "port": 80, "cluster": "c", "timeout": "1s", "pathPrefix": "/p",
+                "failOpen": true, "statusOnError": "503",
+                "includeRequestHeadersInCheck": ["a"],
+                "includeAdditionalHeadersInCheck": {"k": "v"},
+                "includeRequestBodyInCheck": {"maxRequestBytes": 10},
+                "headersToUpstreamOnAllow": ["u"], "headersToDownstreamOnDeny": ["d"],
+                "headersToDownstreamOnAllow": ["o"],
+                "identityHeaders": {"peerPrincipal": "x-p", "requestPrincipal": "x-r"}}},
+                {"name": "g", "envoyExtAuthzGrpc": {"service": "g", "port": 9000}}]
+        });
+        let as_json = |config: PluginConfig| serde_json::to_value(config).unwrap();
+        let (mut agreed, mut stricter) = (0, 0);
+        for doc in mutations(&every_field) {
+            if agree_as(&doc, plugin_config, as_json) {
+                agreed += 1;
+            } else {
+                stricter += 1;
+            }
+        }
+        // Out of range for the field's integer type, and the defaults of a given object.
+        for (pointer, value) in [
+            ("/tokenCache/size", json!(u64::MAX)),
+            ("/providers/0/envoyExtAuthzHttp/port", json!(65536)),
+            ("/providers/0/envoyExtAuthzHttp/port", json!(-1)),
+            ("/log", json!({})),
+            ("/tokenCache", json!({})),
+            ("/peerIdentity", json!("certificate")),
+        ] {
+            let mut doc = every_field.clone();
+            *doc.pointer_mut(pointer).unwrap() = value;
+            assert!(agree_as(&doc, plugin_config, as_json), "{doc}");
+        }
+        assert!(agreed > 1_000 && stricter > 10, "{agreed} {stricter}");
     }
 
     #[test]

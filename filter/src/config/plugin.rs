@@ -466,3 +466,79 @@ fn scoped_policies<'de, D: serde::Deserializer<'de>>(
     }
     deserializer.deserialize_seq(Policies)
 }
+
+/// The plugin configuration as the module streams it from Envoy's buffer: the policies kept
+/// as raw JSON as they are read (only those in the [`scope`] in force), every other setting as
+/// a JSON value, which [`Streamed::into_config`] decodes by hand (`config/decode.rs` says why
+/// not through serde's derive).
+pub(crate) struct Streamed {
+    policies: Vec<Box<RawValue>>,
+    settings: serde_json::Map<String, Value>,
+}
+
+impl Streamed {
+    /// The settings decoded; on a misfit, the field's path and serde's message.
+    pub(crate) fn into_config(self) -> Result<PluginConfig, (String, String)> {
+        let mut config = crate::config::decode::plugin_config(&Value::Object(self.settings))
+            .map_err(crate::config::decode::Misfit::into_parts)?;
+        config.policies = self.policies;
+        Ok(config)
+    }
+}
+
+impl<'de> Deserialize<'de> for Streamed {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Top;
+        struct Policies;
+        impl<'de> serde::de::DeserializeSeed<'de> for Policies {
+            type Value = Vec<Box<RawValue>>;
+            fn deserialize<D: serde::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<Self::Value, D::Error> {
+                scoped_policies(deserializer)
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = Streamed;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("struct PluginConfig")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Streamed, A::Error> {
+                let mut policies = None;
+                let mut settings = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "policies" {
+                        if policies.is_some() {
+                            return Err(serde::de::Error::duplicate_field("policies"));
+                        }
+                        policies = Some(map.next_value_seed(Policies)?);
+                    } else if settings.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate field `{key}`"
+                        )));
+                    } else {
+                        let value = map.next_value::<Value>()?;
+                        settings.insert(key, value);
+                    }
+                }
+                Ok(Streamed { policies: policies.unwrap_or_default(), settings })
+            }
+        }
+        deserializer.deserialize_map(Top)
+    }
+}
+
+impl PluginConfig {
+    /// Decodes a plugin configuration from a JSON value as the module does (the command reads
+    /// settings files with this, so that what it accepts is what the module accepts).
+    pub fn from_value(value: &Value) -> Result<PluginConfig, crate::config::ConfigErrors> {
+        crate::config::decode::plugin_config(value).map_err(|misfit| {
+            let (path, message) = misfit.into_parts();
+            crate::config::ConfigError::plugin(path, crate::config::Problem::Schema(message)).into()
+        })
+    }
+}
