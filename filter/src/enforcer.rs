@@ -894,9 +894,8 @@ pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigErrors> {
     read_config(&|| Box::new(&json[..]))
 }
 
-/// The one reader type the module's streamed JSON goes through (Envoy's buffer, the skimmed
-/// settings, a protobuf `Struct`'s JSON): each reader type would compile serde_json's reader and
-/// every schema type's deserializer again.
+/// The configuration's text read through [`json_reader`]: its policies kept raw, its settings
+/// as JSON values (`config::plugin::Streamed`), nothing after it.
 fn deserialize_config<'a>(
     reader: Box<dyn std::io::Read + 'a>,
 ) -> Result<config::plugin::Streamed, serde_json::Error> {
@@ -905,6 +904,9 @@ fn deserialize_config<'a>(
         .and_then(|config| deserializer.end().map(|()| config))
 }
 
+/// The one reader type the module's streamed JSON goes through (Envoy's buffer, the skimmed
+/// settings, a protobuf `Struct`'s JSON): each reader type would compile serde_json's reader and
+/// every schema type's deserializer again.
 fn json_reader<'a>(
     reader: Box<dyn std::io::Read + 'a>,
 ) -> std::io::BufReader<Box<dyn std::io::Read + 'a>> {

@@ -1,24 +1,28 @@
-//! Istio's resources ([`super::istio`]) read from the JSON tree by hand.
+//! The configuration read from JSON values by hand: Istio's resources ([`super::istio`]) and
+//! the plugin configuration's settings ([`super::plugin`]).
 //!
-//! Why not serde's derive, which the types still carry: derived, each type is one serde_json
+//! Why not serde's derive, which the types still carry (the command serializes the settings,
+//! and the tests use the derive as the reference): derived, each type is one serde_json
 //! deserializer in the module, and the module's size is V8 code in every VM of every sidecar
 //! (issue "Mesh scale"): `AuthorizationPolicy`'s spec alone retained 34 KB of code before
-//! `wasm-opt`, `RequestAuthentication`'s 18 KB (benches/README.md, "Where the module's size
-//! goes"). The objects are already a `serde_json::Value` when their spec is read (the plugin
-//! configuration keeps them as raw JSON, one read at a time), so walking that tree costs one
-//! small function per type, and it knows the field an error is in without reading the text
-//! back ([`super::locate`]).
+//! `wasm-opt`, `RequestAuthentication`'s 18 KB, the plugin configuration 45 KB
+//! (benches/README.md, "Where the module's size goes"). The policies are already a
+//! `serde_json::Value` when their spec is read (the plugin configuration keeps them as raw
+//! JSON, one read at a time), and the settings are small, so walking the tree costs one small
+//! function per type, and it knows the field an error is in without reading the text back
+//! ([`super::locate`]).
 //!
-//! Same schema, same answers, same words: unknown fields are refused inside `spec` and accepted
-//! in `metadata`, `null` is an absent optional field, and the messages are serde's. Stricter in
-//! two shapes serde's derive let through, which Istio's API server refuses: a list where an
-//! object goes (serde read it field by field, in declaration order) and an enum written as an
-//! object (`{"DENY": null}`). The tests decode every policy of the test corpora and thousands of
-//! mutations of them both ways and compare.
+//! Same schema, same answers, same words: unknown fields are refused inside `spec` and in the
+//! settings and accepted in `metadata`, `null` is an absent optional field, required fields are
+//! named when missing, and the messages are serde's. Stricter in two shapes serde's derive let
+//! through, which Istio's API server refuses: a list where an object goes (serde read it field
+//! by field, in declaration order) and an enum written as an object (`{"DENY": null}`). The
+//! tests decode every policy of the test corpora, a configuration with every setting, and
+//! thousands of mutations of them both ways, and compare.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::istio::{
     Action, AuthorizationPolicySpec, ClaimToHeader, Condition, JwtHeader, JwtRule, ObjectMeta,
@@ -683,11 +687,6 @@ pub(crate) fn plugin_config(value: &Value) -> Decoded<PluginConfig> {
         Ok(())
     })?;
     Ok(config)
-}
-
-/// An empty object, for a resource without `spec`.
-pub(crate) fn empty() -> Value {
-    Value::Object(Map::new())
 }
 
 #[cfg(test)]

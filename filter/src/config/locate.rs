@@ -17,9 +17,9 @@ pub fn path_at(text: &[u8], line: usize, column: usize) -> String {
 /// has only peeked at: the delimiter that ends a number, the `[` or `{` of a value of the wrong
 /// type. Its position is then one byte past a slice reader's, and the path read up to there
 /// would take that delimiter for the end of the object or a new element. `reread` reads a
-/// prefix of `text` with the same schema and reader and returns its error. Why not read `text`
-/// again from a slice: that compiles every schema type's deserializer a second time, for a
-/// second reader type (37 KB of code before `wasm-opt` for the plugin configuration).
+/// prefix of `text` with the same reader and returns its error. Why not read `text` again from
+/// a slice: that compiles serde_json's reader and whatever it deserializes a second time (37 KB
+/// of code before `wasm-opt` when the plugin configuration was derived).
 pub fn path_at_stream_error(
     text: &[u8],
     error: &serde_json::Error,

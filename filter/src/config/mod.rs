@@ -1,8 +1,9 @@
-//! Configuration, step one of three: the serde schema of what users write.
+//! Configuration, step one of three: the schema of what users write, and its decoder.
 //!
 //! - [`istio`]: Istio's `AuthorizationPolicy` and `RequestAuthentication` resources.
 //! - [`plugin`]: the plugin configuration (Envoy's `configuration`, Istio's
 //!   `WasmPlugin.pluginConfig`) that carries those resources and Warden's own settings.
+//! - `decode`: both read from JSON values by hand (it says why not by serde's derive).
 //! - [`wire`]: how Envoy hands the plugin configuration over (JSON, or a serialized
 //!   `google.protobuf.Struct`).
 //!
@@ -190,7 +191,7 @@ pub fn parse_document(value: &Value) -> Result<Document, ConfigErrors> {
         errors.push(ConfigError::at(&at, "metadata.namespace", Problem::Missing));
     }
     errors.extend(annotation_errors(&at, kind, &metadata));
-    let empty = decode::empty();
+    let empty = Value::Object(Default::default());
     let spec = object.get("spec").unwrap_or(&empty);
     let resource = if kind == KIND_AUTHORIZATION_POLICY {
         decode::authorization_policy_spec(spec)
