@@ -269,8 +269,8 @@ fuzz-smoke:
 # The suite's share: every committed corpus input (seeds and the regressions campaigns found)
 # through its target, on stable Rust without libFuzzer, so every machine that runs make test
 # checks every regression input, nightly or not. In its own target directory: the fuzz crate is
-# another workspace, and built into the workspace's target/ it left dependencies there that the
-# next build of the workspace compiled against (`Workload: Serialize` not satisfied).
+# another workspace, and built into the workspace's target/ it made the next build of the
+# workspace (the soak's) compile again, which failed (`Workload: Serialize` not satisfied).
 fuzz-replay:
 	CARGO_TARGET_DIR=$(CURDIR)/target/fuzz-replay cargo test --manifest-path fuzz/Cargo.toml --no-default-features
 
