@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The memory-and-scale section of the Envoy benchmark (benches/src/envoy/scale.rs): one Envoy per
 # configuration, one after the other, --concurrency 2; for each: time from start to the first
-# answer, then (3 s later) Envoy's RSS, its heap and Warden's warden_wasm_memory_bytes, then for Warden's
-# rows the ECDS reload: the watched file replaced (a rename) by the same policies plus one that
-# flips a probe's answer, timed to the first flipped answer. Writes RUN_DIR/scale/results.jsonl
-# and RESULTS_DIR/scale.md.
+# answer (the median of STARTS starts: one start moved by a fifth on a noisy host), then, in the
+# last start, (3 s later) Envoy's RSS, its heap and Warden's warden_wasm_memory_bytes, then for
+# Warden's rows the ECDS reload: the watched file replaced (a rename) by the same policies plus
+# one that flips a probe's answer, timed to the first flipped answer. The command's time on the
+# 10,000 policies is the median of STARTS runs too. Writes RUN_DIR/scale/results.jsonl and
+# RESULTS_DIR/scale.md.
 #
 #   benches/envoy/scale.sh          (make bench-envoy runs it after the load rows)
 #
 # Environment: RUN_DIR (benches/.run/envoy), RESULTS_DIR (benches/results), SCALE_BASE_PORT
-# (17500), and those of common.sh.
+# (17500), STARTS (3), and those of common.sh.
 set -euo pipefail
 SCRIPT=bench-scale
 # shellcheck source=common.sh
@@ -18,6 +20,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 RUN_DIR="${RUN_DIR:-$ROOT/benches/.run/envoy}"
 RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results}"
 SCALE_BASE_PORT="${SCALE_BASE_PORT:-17500}"
+STARTS="${STARTS:-3}"
+[ "$STARTS" -ge 1 ] || die "STARTS must be at least 1"
 
 need "$ENVOY" curl openssl cargo /usr/bin/time
 build empty
@@ -31,21 +35,38 @@ now_ms() { date +%s%3N; }
 probe() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H 'x-reload-probe: 1' "http://127.0.0.1:$1/api" || true
 }
-while IFS=$'\t' read -r name port admin config ecds_file reload_file expected; do
-  logfile="$RUN_DIR/scale/$name.log"
+# median N...: the middle value (the lower of the two middle ones for an even count).
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
+# start_envoy NAME CONFIG PORT LOGFILE: starts Envoy (pid in $pid), waits for the listener's first
+# answer (status in $status), and sets $first to the milliseconds that took.
+start_envoy() {
+  local started deadline
   started=$(now_ms)
-  "$ENVOY" -c "$config" --concurrency 2 --disable-hot-restart -l warning </dev/null >"$logfile" 2>&1 &
+  "$ENVOY" -c "$2" --concurrency 2 --disable-hot-restart -l warning </dev/null >"$4" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   status=000
   deadline=$((started + 120000))
   while [ "$status" = 000 ]; do
-    kill -0 "$pid" 2>/dev/null || { tail -20 "$logfile" >&2; die "$name: Envoy exited"; }
-    [ "$(now_ms)" -lt "$deadline" ] || die "$name: no answer within 120 s"
-    status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/api" || true)"
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$4" >&2; die "$1: Envoy exited"; }
+    [ "$(now_ms)" -lt "$deadline" ] || die "$1: no answer within 120 s"
+    status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$3/api" || true)"
     [ "$status" = 000 ] && sleep 0.02
   done
   first=$(($(now_ms) - started))
+}
+while IFS=$'\t' read -r name port admin config ecds_file reload_file expected; do
+  logfile="$RUN_DIR/scale/$name.log"
+  firsts=()
+  for ((start = 1; start < STARTS; start++)); do
+    start_envoy "$name" "$config" "$port" "$logfile"
+    firsts+=("$first")
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  start_envoy "$name" "$config" "$port" "$logfile"
+  firsts+=("$first")
+  first="$(median "${firsts[@]}")"
   sleep 3
   rss="$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")"
   wasm="$(curl -s "http://127.0.0.1:$admin/stats?filter=warden_wasm_memory_bytes" | awk -F': ' '{ s += $2 } END { print s + 0 }')"
@@ -72,7 +93,7 @@ while IFS=$'\t' read -r name port admin config ecds_file reload_file expected; d
   fi
   printf '{"name":"%s","rss_kib":%s,"heap_bytes":%s,"heap_live_bytes":%s,"wasm_bytes":%s,"first_answer_ms":%s,"status":%s,"reload_ms":%s}\n' \
     "$name" "$rss" "${heap:-null}" "${live:-null}" "$wasm" "$first" "$status" "$reload" >>"$results"
-  log "$name: first answer $status after $first ms, RSS $((rss / 1024)) MiB, Warden VMs $((wasm / 1048576)) MiB, ECDS reload ${reload} ms"
+  log "$name: first answer $status after $first ms (median of ${firsts[*]}), RSS $((rss / 1024)) MiB, Warden VMs $((wasm / 1048576)) MiB, ECDS reload ${reload} ms"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 done <"$RUN_DIR/scale/plan.tsv"
@@ -88,9 +109,14 @@ for label in check compile compile-workload; do
     compile-workload) command=(compile "$mesh" --workload "$workload")
       shown="warden compile mesh-10000.yaml --workload $workload" ;;
   esac
-  /usr/bin/time -f '%e %M' -o "$RUN_DIR/scale/time.txt" "$WARDEN" "${command[@]}" >/dev/null 2>&1 ||
-    die "$shown failed"
-  read -r seconds kib <"$RUN_DIR/scale/time.txt"
+  runs=() peaks=()
+  for ((run = 0; run < STARTS; run++)); do
+    /usr/bin/time -f '%e %M' -o "$RUN_DIR/scale/time.txt" "$WARDEN" "${command[@]}" >/dev/null 2>&1 ||
+      die "$shown failed"
+    read -r seconds kib <"$RUN_DIR/scale/time.txt"
+    runs+=("$seconds") peaks+=("$kib")
+  done
+  seconds="$(median "${runs[@]}")" kib="$(median "${peaks[@]}")"
   printf '{"command":"%s","seconds":%s,"max_rss_kib":%s}\n' "$shown" "$seconds" "$kib" >>"$cli_results"
   log "$shown: $seconds s, $((kib / 1024)) MiB"
 done
