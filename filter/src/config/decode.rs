@@ -14,14 +14,16 @@
 //!
 //! Same schema, same answers, same words: unknown fields are refused inside `spec` and in the
 //! settings and accepted in `metadata`, `null` is an absent optional field, required fields are
-//! named when missing, and the messages are serde's. Stricter in two shapes serde's derive let
-//! through, which Istio's API server refuses: a list where an object goes (serde read it field
-//! by field, in declaration order) and an enum written as an object (`{"DENY": null}`). The
+//! named when missing, and the messages are serde's own (its error constructors, as serde_json
+//! renders them). Stricter in two shapes serde's derive let through, which Istio's API server
+//! refuses: a list where an object goes (serde read it field by field, in declaration order)
+//! and an enum written as an object (`{"DENY": null}`). The
 //! tests decode every policy of the test corpora, a configuration with every setting, and
 //! thousands of mutations of them both ways, and compare.
 
 use std::collections::BTreeMap;
 
+use serde::de::{Error as _, Unexpected};
 use serde_json::Value;
 
 use super::istio::{
@@ -84,35 +86,31 @@ impl Misfit {
 
 type Decoded<T> = Result<T, Misfit>;
 
-/// serde's `Unexpected` for a JSON value, as serde_json reports it.
-fn unexpected(value: &Value) -> String {
+/// serde's own words for a misfit, in serde_json's rendering of them (`null`, a float as
+/// serde_json prints numbers).
+fn serde_says(error: serde_json::Error) -> Misfit {
+    Misfit::new(error.to_string())
+}
+
+/// serde's `Unexpected` for a JSON value.
+fn unexpected(value: &Value) -> Unexpected<'_> {
     match value {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => format!("boolean `{b}`"),
-        // serde_json writes a float as its `Number` displays it (`2.5`, `1e+300`).
-        Value::Number(n) if n.is_f64() => format!("floating point `{n}`"),
-        Value::Number(n) => format!("integer `{n}`"),
-        Value::String(s) => format!("string {s:?}"),
-        Value::Array(_) => "sequence".to_string(),
-        Value::Object(_) => "map".to_string(),
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Unexpected::Unsigned(u),
+            (None, Some(i), _) => Unexpected::Signed(i),
+            (None, None, Some(f)) => Unexpected::Float(f),
+            (None, None, None) => Unexpected::Other("number"),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
     }
 }
 
 fn invalid_type(value: &Value, expected: &str) -> Misfit {
-    Misfit::new(format!("invalid type: {}, expected {expected}", unexpected(value)))
-}
-
-/// serde's `OneOf`: how a message lists what was expected.
-fn one_of(names: &[&str]) -> String {
-    match names {
-        [] => "there are none".to_string(),
-        [one] => format!("expected `{one}`"),
-        [a, b] => format!("expected `{a}` or `{b}`"),
-        _ => {
-            let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-            format!("expected one of {}", quoted.join(", "))
-        }
-    }
+    serde_says(serde_json::Error::invalid_type(unexpected(value), &expected))
 }
 
 fn string(value: &Value) -> Decoded<String> {
@@ -156,7 +154,7 @@ fn string_map(value: &Value) -> Decoded<BTreeMap<String, String>> {
 fn object(
     value: &Value,
     type_name: &str,
-    fields: &[&str],
+    fields: &'static [&'static str],
     strict: bool,
     member: &mut dyn FnMut(usize, &Value) -> Decoded<()>,
 ) -> Decoded<()> {
@@ -167,8 +165,7 @@ fn object(
         match fields.iter().position(|f| f == key) {
             Some(index) => member(index, value).map_err(|m| m.in_key(key))?,
             None if strict => {
-                let message = format!("unknown field `{key}`, {}", one_of(fields));
-                return Err(Misfit::new(message).in_key(key));
+                return Err(serde_says(serde_json::Error::unknown_field(key, fields)).in_key(key));
             }
             None => {}
         }
@@ -176,15 +173,13 @@ fn object(
     Ok(())
 }
 
-/// A unit-only enum, written as its name.
-fn variant<T: Copy>(value: &Value, variants: &[(&str, T)]) -> Decoded<T> {
+/// A unit-only enum, written as one of `names` (serde's list: variants and their aliases);
+/// `values` holds each name's variant.
+fn variant<T: Copy>(value: &Value, names: &'static [&'static str], values: &[T]) -> Decoded<T> {
     let Value::String(name) = value else { return Err(invalid_type(value, "a string")) };
-    match variants.iter().find(|(n, _)| n == name) {
-        Some(&(_, v)) => Ok(v),
-        None => {
-            let names: Vec<&str> = variants.iter().map(|&(n, _)| n).collect();
-            Err(Misfit::new(format!("unknown variant `{name}`, {}", one_of(&names))))
-        }
+    match names.iter().position(|n| n == name).and_then(|i| values.get(i)) {
+        Some(&v) => Ok(v),
+        None => Err(serde_says(serde_json::Error::unknown_variant(name, names))),
     }
 }
 
@@ -213,8 +208,8 @@ fn workload_selector(value: &Value) -> Decoded<WorkloadSelector> {
 
 fn target_reference(value: &Value) -> Decoded<PolicyTargetReference> {
     let mut target = PolicyTargetReference::default();
-    let fields = ["group", "kind", "name", "namespace"];
-    object(value, "PolicyTargetReference", &fields, true, &mut |i, v| {
+    let fields: &'static [&'static str] = &["group", "kind", "name", "namespace"];
+    object(value, "PolicyTargetReference", fields, true, &mut |i, v| {
         let text = string(v)?;
         match i {
             0 => target.group = text,
@@ -340,24 +335,21 @@ fn provider(value: &Value) -> Decoded<Provider> {
     Ok(provider)
 }
 
-const ACTIONS: [(&str, Action); 4] = [
-    ("ALLOW", Action::Allow),
-    ("DENY", Action::Deny),
-    ("AUDIT", Action::Audit),
-    ("CUSTOM", Action::Custom),
-];
+const ACTION_NAMES: &[&str] = &["ALLOW", "DENY", "AUDIT", "CUSTOM"];
+const ACTIONS: [Action; 4] = [Action::Allow, Action::Deny, Action::Audit, Action::Custom];
 
 /// `AuthorizationPolicy.spec`.
 pub(crate) fn authorization_policy_spec(value: &Value) -> Decoded<AuthorizationPolicySpec> {
     let mut spec = AuthorizationPolicySpec::default();
-    let fields = ["selector", "targetRef", "targetRefs", "rules", "action", "provider"];
-    object(value, "AuthorizationPolicySpec", &fields, true, &mut |i, v| {
+    let fields: &'static [&'static str] =
+        &["selector", "targetRef", "targetRefs", "rules", "action", "provider"];
+    object(value, "AuthorizationPolicySpec", fields, true, &mut |i, v| {
         match i {
             0 => spec.selector = optional(v, workload_selector)?,
             1 => spec.target_ref = optional(v, target_reference)?,
             2 => spec.target_refs = list(v, target_reference)?,
             3 => spec.rules = list(v, rule)?,
-            4 => spec.action = variant(v, &ACTIONS)?,
+            4 => spec.action = variant(v, ACTION_NAMES, &ACTIONS)?,
             _ => spec.provider = optional(v, provider)?,
         }
         Ok(())
@@ -407,8 +399,8 @@ const JWT_RULE_FIELDS: [&str; 14] = [
     "presence",
 ];
 
-const PRESENCES: [(&str, Presence); 2] =
-    [("OPTIONAL", Presence::Optional), ("REQUIRED", Presence::Required)];
+const PRESENCE_NAMES: &[&str] = &["OPTIONAL", "REQUIRED"];
+const PRESENCES: [Presence; 2] = [Presence::Optional, Presence::Required];
 
 fn jwt_rule(value: &Value) -> Decoded<JwtRule> {
     let mut rule = JwtRule::default();
@@ -419,7 +411,7 @@ fn jwt_rule(value: &Value) -> Decoded<JwtRule> {
             1 => rule.audiences = strings(v)?,
             // One field under two names: both given is a duplicate, as serde says it.
             2 | 3 if jwks_uri_seen => {
-                return Err(Misfit::new("duplicate field `jwksUri`".to_string()));
+                return Err(serde_says(serde_json::Error::duplicate_field("jwksUri")));
             }
             2 | 3 => {
                 jwks_uri_seen = true;
@@ -434,7 +426,7 @@ fn jwt_rule(value: &Value) -> Decoded<JwtRule> {
             10 => rule.forward_original_token = boolean(v)?,
             11 => rule.timeout = optional(v, string)?,
             12 => rule.space_delimited_claims = strings(v)?,
-            _ => rule.presence = optional(v, |v| variant(v, &PRESENCES))?,
+            _ => rule.presence = optional(v, |v| variant(v, PRESENCE_NAMES, &PRESENCES))?,
         }
         Ok(())
     })?;
@@ -444,8 +436,8 @@ fn jwt_rule(value: &Value) -> Decoded<JwtRule> {
 /// `RequestAuthentication.spec`.
 pub(crate) fn request_authentication_spec(value: &Value) -> Decoded<RequestAuthenticationSpec> {
     let mut spec = RequestAuthenticationSpec::default();
-    let fields = ["selector", "targetRef", "targetRefs", "jwtRules"];
-    object(value, "RequestAuthenticationSpec", &fields, true, &mut |i, v| {
+    let fields: &'static [&'static str] = &["selector", "targetRef", "targetRefs", "jwtRules"];
+    object(value, "RequestAuthenticationSpec", fields, true, &mut |i, v| {
         match i {
             0 => spec.selector = optional(v, workload_selector)?,
             1 => spec.target_ref = optional(v, target_reference)?,
@@ -463,7 +455,7 @@ fn unsigned(value: &Value, max: u64, expected: &str) -> Decoded<u64> {
     match (n.as_u64(), n.as_i64()) {
         (Some(u), _) if u <= max => Ok(u),
         (Some(_), _) | (None, Some(_)) => {
-            Err(Misfit::new(format!("invalid value: integer `{n}`, expected {expected}")))
+            Err(serde_says(serde_json::Error::invalid_value(unexpected(value), &expected)))
         }
         (None, None) => Err(invalid_type(value, expected)),
     }
@@ -476,9 +468,9 @@ fn any(value: &Value) -> Decoded<Value> {
 
 /// Fields that must be present once the object's members are read, in declaration order:
 /// serde's derive names the first one missing.
-fn required(present: &[bool], names: &[&str]) -> Decoded<()> {
+fn required(present: &[bool], names: &[&'static str]) -> Decoded<()> {
     match present.iter().zip(names).find(|(present, _)| !**present) {
-        Some((_, name)) => Err(Misfit::new(format!("missing field `{name}`"))),
+        Some((_, name)) => Err(serde_says(serde_json::Error::missing_field(name))),
         None => Ok(()),
     }
 }
@@ -502,8 +494,9 @@ fn workload(value: &Value) -> Decoded<Workload> {
 
 fn jwks_settings(value: &Value) -> Decoded<JwksSettings> {
     let mut jwks = JwksSettings::default();
-    let fields = ["refreshInterval", "maxStale", "minRefetchInterval", "clusters"];
-    object(value, "JwksSettings", &fields, true, &mut |i, v| {
+    let fields: &'static [&'static str] =
+        &["refreshInterval", "maxStale", "minRefetchInterval", "clusters"];
+    object(value, "JwksSettings", fields, true, &mut |i, v| {
         match i {
             0 => jwks.refresh_interval = optional(v, string)?,
             1 => jwks.max_stale = optional(v, string)?,
@@ -525,17 +518,17 @@ fn token_cache(value: &Value) -> Decoded<TokenCacheSettings> {
     Ok(cache)
 }
 
-const DECISION_LOGS: [(&str, DecisionLog); 3] =
-    [("none", DecisionLog::None), ("denied", DecisionLog::Denied), ("all", DecisionLog::All)];
+const DECISION_LOG_NAMES: &[&str] = &["none", "denied", "all"];
+const DECISION_LOGS: [DecisionLog; 3] = [DecisionLog::None, DecisionLog::Denied, DecisionLog::All];
 
 fn log_settings(value: &Value) -> Decoded<LogSettings> {
     let mut log = LogSettings::default();
-    let fields = ["decisions", "filterState", "audit", "auditAttributes"];
-    object(value, "LogSettings", &fields, true, &mut |i, v| {
+    let fields: &'static [&'static str] = &["decisions", "filterState", "audit", "auditAttributes"];
+    object(value, "LogSettings", fields, true, &mut |i, v| {
         match i {
-            0 => log.decisions = variant(v, &DECISION_LOGS)?,
-            1 => log.filter_state = variant(v, &DECISION_LOGS)?,
-            2 => log.audit = variant(v, &DECISION_LOGS)?,
+            0 => log.decisions = variant(v, DECISION_LOG_NAMES, &DECISION_LOGS)?,
+            1 => log.filter_state = variant(v, DECISION_LOG_NAMES, &DECISION_LOGS)?,
+            2 => log.audit = variant(v, DECISION_LOG_NAMES, &DECISION_LOGS)?,
             _ => log.audit_attributes = boolean(v)?,
         }
         Ok(())
@@ -545,8 +538,8 @@ fn log_settings(value: &Value) -> Decoded<LogSettings> {
 
 fn identity_headers(value: &Value) -> Decoded<IdentityHeaders> {
     let mut headers = IdentityHeaders::default();
-    let fields = ["peerPrincipal", "requestPrincipal"];
-    object(value, "IdentityHeaders", &fields, true, &mut |i, v| {
+    let fields: &'static [&'static str] = &["peerPrincipal", "requestPrincipal"];
+    object(value, "IdentityHeaders", fields, true, &mut |i, v| {
         match i {
             0 => headers.peer_principal = optional(v, string)?,
             _ => headers.request_principal = optional(v, string)?,
@@ -613,8 +606,8 @@ fn extension_provider(value: &Value) -> Decoded<ExtensionProvider> {
         envoy_ext_authz_grpc: None,
     };
     let mut name = false;
-    let fields = ["name", "envoyExtAuthzHttp", "envoyExtAuthzGrpc"];
-    object(value, "ExtensionProvider", &fields, true, &mut |i, v| {
+    let fields: &'static [&'static str] = &["name", "envoyExtAuthzHttp", "envoyExtAuthzGrpc"];
+    object(value, "ExtensionProvider", fields, true, &mut |i, v| {
         match i {
             0 => {
                 provider.name = string(v)?;
@@ -653,7 +646,7 @@ pub(crate) fn plugin_config(value: &Value) -> Decoded<PluginConfig> {
     object(value, "PluginConfig", &PLUGIN_FIELDS, true, &mut |i, v| {
         match i {
             0 => {
-                config.role = variant(v, &[("http", Role::Http), ("connection", Role::Connection)])?
+                config.role = variant(v, &["http", "connection"], &[Role::Http, Role::Connection])?
             }
             1 => config.workload = optional(v, workload)?,
             2 => config.root_namespace = string(v)?,
@@ -672,15 +665,14 @@ pub(crate) fn plugin_config(value: &Value) -> Decoded<PluginConfig> {
             6 => config.exclude_namespaces = strings(v)?,
             7 => config.jwks = jwks_settings(v)?,
             8 => config.token_cache = token_cache(v)?,
-            9 => config.crypto = variant(v, &[("auto", Crypto::Auto), ("wasm", Crypto::Wasm)])?,
+            9 => config.crypto = variant(v, &["auto", "wasm"], &[Crypto::Auto, Crypto::Wasm])?,
             10 => config.log = log_settings(v)?,
             11 => {
-                let identities = [
-                    ("certificate", PeerIdentity::Certificate),
-                    ("uriSan", PeerIdentity::Certificate),
-                    ("xfcc", PeerIdentity::Xfcc),
-                ];
-                config.peer_identity = variant(v, &identities)?;
+                // `uriSan`, the name of an earlier default, is an alias of `certificate`.
+                let names = &["certificate", "uriSan", "xfcc"];
+                let identities =
+                    [PeerIdentity::Certificate, PeerIdentity::Certificate, PeerIdentity::Xfcc];
+                config.peer_identity = variant(v, names, &identities)?;
             }
             _ => config.providers = list(v, extension_provider)?,
         }
