@@ -47,6 +47,7 @@ pub mod config;
 pub mod enforcer;
 pub mod keystore;
 pub mod request;
+mod sort;
 pub mod waiting;
 pub mod xfcc;
 

@@ -209,7 +209,7 @@ pub fn compile(
             })
         })
         .collect();
-    selected.sort_by(|a, b| a.1.issuer.cmp(&b.1.issuer));
+    crate::sort::sort_by(&mut selected, |a, b| a.1.issuer.cmp(&b.1.issuer));
 
     let mut authenticator = Authenticator::default();
     let mut strip: Vec<String> = Vec::new();
@@ -251,7 +251,7 @@ pub fn compile(
             certificate_bound: rule.certificate_bound,
         });
     }
-    strip.sort();
+    crate::sort::sort(&mut strip);
     authenticator.strip = strip.into();
     authenticator
 }

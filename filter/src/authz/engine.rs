@@ -101,9 +101,9 @@ pub(super) fn reads_of<'r>(rules: impl Iterator<Item = &'r Rule>) -> Reads {
             _ => {}
         }
     }
-    reads.headers.sort();
+    crate::sort::sort(&mut reads.headers);
     reads.headers.dedup();
-    reads.claims.sort();
+    crate::sort::sort(&mut reads.claims);
     reads.claims.dedup();
     reads
 }
@@ -121,7 +121,7 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
         .filter(|p| p.applies_to(workload, mesh))
         .filter_map(|p| bucket_of(p.action, p.dry_run, p.calls).map(|bucket| (p, bucket)))
         .collect();
-    applied.sort_by(|(a, _), (b, _)| {
+    crate::sort::sort_by(&mut applied, |(a, _), (b, _)| {
         (&a.object.namespace, &a.object.name).cmp(&(&b.object.namespace, &b.object.name))
     });
 
@@ -149,7 +149,7 @@ pub fn compile(policies: &[Policy], workload: &Workload, mesh: &Mesh) -> Engine 
             entries.push((*bucket, name, at, rule));
         }
     }
-    entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    crate::sort::sort_by(&mut entries, |a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
 
     let mut ends = [0u32; BUCKETS];
     for (bucket, end) in ends.iter_mut().enumerate() {

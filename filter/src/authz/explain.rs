@@ -124,7 +124,7 @@ impl Engine {
                     (key, u32::try_from(i).unwrap_or(u32::MAX))
                 })
                 .collect();
-            members.sort();
+            crate::sort::sort(&mut members);
             let widen = super::engine::widens(bucket);
             for (_, index) in members {
                 let Some(policy) = inner.policies.get(index as usize) else { continue };

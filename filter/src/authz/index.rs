@@ -364,7 +364,7 @@ impl Index {
         let mut popularity: FxMap<Key, u32> = FxMap::default();
         for rule in rules.clone() {
             let mut keys: Vec<Key> = rule.checks().filter_map(check_keys).flatten().collect();
-            keys.sort();
+            crate::sort::sort(&mut keys);
             keys.dedup();
             for key in keys {
                 *popularity.entry(key).or_default() += 1;
@@ -457,7 +457,7 @@ impl Index {
             (&mut index.host_suffix, host_suffixes),
         ] {
             // Sorted so that the tree's shape does not depend on hash-map order.
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            crate::sort::sort_by(&mut keys, |a, b| a.0.cmp(&b.0));
             for (key, list) in keys {
                 trie.insert(&key, list)?;
             }

@@ -145,7 +145,12 @@ fn optional_strings(value: &Value) -> Decoded<Option<Vec<String>>> {
 
 fn string_map(value: &Value) -> Decoded<BTreeMap<String, String>> {
     let Value::Object(map) = value else { return Err(invalid_type(value, "a map")) };
-    map.iter().map(|(k, v)| Ok((k.clone(), string(v).map_err(|m| m.in_key(k))?))).collect()
+    // Inserted one by one: collecting into a map compiles a stable sort for its entries' type.
+    let mut strings = BTreeMap::new();
+    for (k, v) in map {
+        strings.insert(k.clone(), string(v).map_err(|m| m.in_key(k))?);
+    }
+    Ok(strings)
 }
 
 /// An object's members, each handed to `member` with its index in `fields` (the names and

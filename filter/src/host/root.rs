@@ -288,5 +288,10 @@ fn node_workload() -> Option<Workload> {
     let namespace = abi::property(&["xds", "node", "metadata", "NAMESPACE"])?;
     let namespace = String::from_utf8(namespace).ok().filter(|ns| !ns.is_empty())?;
     let labels = abi::map_property(&["xds", "node", "metadata", "LABELS"]).unwrap_or_default();
-    Some(Workload { namespace, labels: labels.into_iter().collect() })
+    // Inserted one by one: collecting into a map compiles a stable sort for its entries' type.
+    let mut workload = Workload { namespace, labels: Default::default() };
+    for (name, value) in labels {
+        workload.labels.insert(name, value);
+    }
+    Some(workload)
 }
