@@ -38,6 +38,9 @@
 #                          same policies, must answer every request of a corpus alike
 #   make bench-instructions the same configurations in instructions per request, counted by
 #                          callgrind (~17 minutes; ONLY, DURATION): benches/results/instructions-<date>.md
+#   make bench-floor       where the memory floor comes from: passthrough, the empty filter (bare
+#                          and padded to warden.wasm's size), Warden, at --concurrency 1 2 4 8
+#                          (~2 minutes; memory only): benches/results/floor.md
 #   make fuzz              every fuzz target for FUZZ_SECONDS (default 60) each, or FUZZ_RUNS
 #                          executions; TARGETS=… for some (fuzz/README.md; nightly, cargo-fuzz)
 #   make fuzz-smoke        every fuzz target for 5 s under libFuzzer (what .ci/run adds to
@@ -94,7 +97,7 @@ deps:
 
 # The module is built, then slimmed: the SDK exports every proxy-wasm callback and Envoy enters
 # the module for each one it finds; filter/slim keeps only those Warden handles. Then binaryen's
-# wasm-opt shrinks it (the size is V8 code in every VM of every sidecar). Its default inlines
+# wasm-opt shrinks it (the size is V8 code, compiled once in every sidecar). Its default inlines
 # every function that has one caller, whatever its size, which made two 70 KB functions (the
 # configuration's compilation, the pure-Rust signatures); Envoy has V8 compile the whole module
 # with TurboFan when it loads, and TurboFan's memory grows with a function's size, so those two
@@ -217,7 +220,7 @@ observability-check: observability-deps
 # Benchmarks (benches/README.md). criterion builds into target/bench, its profile kept apart from
 # the command's; the Envoy harness builds into target/, beside `make cli`. Variables given to
 # make (ROUNDS=5, ONLY=…) reach the scripts.
-.PHONY: bench chart-deps bench-deps bench-envoy bench-envoy-check bench-instructions
+.PHONY: bench chart-deps bench-deps bench-envoy bench-envoy-check bench-instructions bench-floor
 
 bench:
 	CARGO_TARGET_DIR=$(CURDIR)/target/bench cargo bench -p warden-benches
@@ -252,6 +255,11 @@ bench-envoy-check:
 bench-instructions: bench-deps
 	command -v valgrind >/dev/null || { apt-get update && apt-get install -y --no-install-recommends valgrind; }
 	benches/envoy/instructions.sh
+
+# Memory only (no load): what of Warden's floor is per Envoy and what per VM, and what of it the
+# module's bytes alone cost.
+bench-floor: deps
+	benches/envoy/floor.sh
 
 # Fuzzing (fuzz/README.md): cargo-fuzz on the nightly toolchain; fuzz/run.sh installs cargo-fuzz
 # and skips, saying so, where no nightly toolchain is installed.

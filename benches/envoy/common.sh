@@ -112,6 +112,40 @@ start_envoy() {
   PIDS+=("$ENVOY_PID")
 }
 
+now_ms() { date +%s%3N; }
+
+# start_answering NAME CONFIG PORT LOG CONCURRENCY: Envoy with CONCURRENCY workers (its pid in
+# $pid), waited for until its listener on PORT answers /api (the status in $status); $first is
+# the milliseconds from the start to that answer. For the memory harnesses (scale.sh, floor.sh).
+start_answering() {
+  local started deadline
+  started=$(now_ms)
+  "$ENVOY" -c "$2" --concurrency "$5" --disable-hot-restart -l warning </dev/null >"$4" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  status=000
+  deadline=$((started + 120000))
+  while [ "$status" = 000 ]; do
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$4" >&2; die "$1: Envoy exited"; }
+    [ "$(now_ms)" -lt "$deadline" ] || die "$1: no answer within 120 s"
+    status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$3/api" || true)"
+    [ "$status" = 000 ] && sleep 0.02
+  done
+  first=$(($(now_ms) - started))
+}
+
+# envoy_memory PID ADMIN_PORT: Envoy's RSS in KiB ($rss_kib); its heap, tcmalloc's resident
+# bytes, V8's compilation memory included ($heap), and what of it is allocated ($live), from the
+# admin's /memory; Warden's VMs' linear memory, its warden_wasm_memory_bytes gauges summed ($wasm).
+envoy_memory() {
+  local memory
+  rss_kib="$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status")"
+  memory="$(curl -s "http://127.0.0.1:$2/memory" | tr -d ' \n')"
+  heap="$(sed -n 's/.*"total_physical_bytes":"\([0-9]*\)".*/\1/p' <<<"$memory")"
+  live="$(sed -n 's/.*"allocated":"\([0-9]*\)".*/\1/p' <<<"$memory")"
+  wasm="$(curl -s "http://127.0.0.1:$2/stats?filter=warden_wasm_memory_bytes" | awk -F': ' '{ s += $2 } END { print s + 0 }')"
+}
+
 # wait_ready ADMIN_PORT PID LOG: until Envoy's admin says LIVE (its listeners are up).
 wait_ready() {
   local port="$1" pid="$2" logfile="$3" deadline=$((SECONDS + READY_TIMEOUT))

@@ -31,50 +31,28 @@ log "preparing the scale configurations in $RUN_DIR/scale"
   --empty-wasm "$EMPTY_SLIM_WASM" --base-port "$SCALE_BASE_PORT"
 results="$RUN_DIR/scale/results.jsonl"
 : >"$results"
-now_ms() { date +%s%3N; }
 probe() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H 'x-reload-probe: 1' "http://127.0.0.1:$1/api" || true
 }
 # median N...: the middle value (the lower of the two middle ones for an even count).
 median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
-# start_envoy NAME CONFIG PORT LOGFILE: starts Envoy (pid in $pid), waits for the listener's first
-# answer (status in $status), and sets $first to the milliseconds that took.
-start_envoy() {
-  local started deadline
-  started=$(now_ms)
-  "$ENVOY" -c "$2" --concurrency 2 --disable-hot-restart -l warning </dev/null >"$4" 2>&1 &
-  pid=$!
-  PIDS+=("$pid")
-  status=000
-  deadline=$((started + 120000))
-  while [ "$status" = 000 ]; do
-    kill -0 "$pid" 2>/dev/null || { tail -20 "$4" >&2; die "$1: Envoy exited"; }
-    [ "$(now_ms)" -lt "$deadline" ] || die "$1: no answer within 120 s"
-    status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$3/api" || true)"
-    [ "$status" = 000 ] && sleep 0.02
-  done
-  first=$(($(now_ms) - started))
-}
 while IFS=$'\t' read -r name port admin config ecds_file reload_file expected; do
   logfile="$RUN_DIR/scale/$name.log"
   firsts=()
   for ((start = 1; start < STARTS; start++)); do
-    start_envoy "$name" "$config" "$port" "$logfile"
+    start_answering "$name" "$config" "$port" "$logfile" 2
     firsts+=("$first")
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  start_envoy "$name" "$config" "$port" "$logfile"
+  start_answering "$name" "$config" "$port" "$logfile" 2
   firsts+=("$first")
   first="$(median "${firsts[@]}")"
   sleep 3
-  rss="$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")"
-  wasm="$(curl -s "http://127.0.0.1:$admin/stats?filter=warden_wasm_memory_bytes" | awk -F': ' '{ s += $2 } END { print s + 0 }')"
-  # Envoy's heap (tcmalloc's resident bytes, V8's compilation memory included): what is not in
-  # it is Envoy's binary, its stacks and what V8 maps itself (code, GC heaps, linear memory).
-  memory="$(curl -s "http://127.0.0.1:$admin/memory" | tr -d ' \n')"
-  heap="$(sed -n 's/.*"total_physical_bytes":"\([0-9]*\)".*/\1/p' <<<"$memory")"
-  live="$(sed -n 's/.*"allocated":"\([0-9]*\)".*/\1/p' <<<"$memory")"
+  # What is not in Envoy's heap is its binary, its stacks and what V8 maps itself (code, GC
+  # heaps, linear memory).
+  envoy_memory "$pid" "$admin"
+  rss="$rss_kib"
   reload=null
   if [ -n "$reload_file" ]; then
     before="$(probe "$port")"

@@ -1,10 +1,12 @@
-//! One stable sort for everything sorted while a configuration compiles.
+//! One stable sort for what is sorted off the request path: a configuration's compilation and
+//! `warden explain`.
 //!
 //! The standard library's stable sort is generic: every element type and comparison compiled its
-//! own copy of it, about 4.5 KB of wasm each, and the configuration's compilation sorted seven
-//! types. This sorts positions, with the comparison behind a reference, so the standard sort is
-//! compiled once; what each type adds is the reordering. Requests never sort through it: a
-//! comparison through a reference is slower, which a configuration's compilation does not feel.
+//! own copy of it into the module, about 4.5 KB of wasm each, seven of them. This sorts
+//! positions, with the comparison behind a reference, so the standard sort is compiled once;
+//! what each type adds is the reordering. A comparison through a reference is slower, which a
+//! request would feel and a configuration's compilation does not: the 10,000 policies of
+//! `warden compile` took the same time either way.
 
 use std::cmp::Ordering;
 

@@ -342,8 +342,8 @@ fn floor_split(idle: &ScaleMeasurement, empty: &ScaleMeasurement) -> Option<Stri
     Some(format!(
         "\nWhere Warden's floor goes: with no policy, Envoy's RSS is {rss:+.1} MiB above the empty \
          filter's. Envoy's heap (tcmalloc, which V8's compiler allocates from too) accounts for {heap:+.1} MiB \
-         of it: {live:+.1} MiB in use, and {:+.1} MiB freed since start (the peak of loading the \
-         module into each VM) that the allocator keeps. Warden's linear memory is \
+         of it: {live:+.1} MiB in use, and {:+.1} MiB freed since start (the peak of V8 compiling the \
+         module, once per Envoy: floor.md) that the allocator keeps. Warden's linear memory is \
          {linear:.1} MiB (every VM); the remaining {:+.1} MiB is outside both (what V8 maps \
          itself: code space, garbage-collected heaps).\n",
         heap - live,
