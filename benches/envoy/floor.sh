@@ -52,7 +52,7 @@ padded_config="$RUN_DIR/scale/empty-filter-padded.json"
 sed "s#$EMPTY_SLIM_WASM#$PADDED_WASM#" "$empty_config" >"$padded_config"
 grep -q "$PADDED_WASM" "$padded_config" || die "the empty filter's configuration does not name $EMPTY_SLIM_WASM"
 
-kib() { echo $(($(stat -c %s "$1") / 1024)); }
+kib() { echo $((($(stat -c %s "$1") + 512) / 1024)); }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 # measure NAME CONFIG PORT ADMIN CONCURRENCY SHOWN: one table row.
 measure() {
