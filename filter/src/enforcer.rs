@@ -943,7 +943,5 @@ fn read_config<'a>(
         };
         ConfigErrors::from(ConfigError::plugin(path, problem))
     })?;
-    streamed.into_config().map_err(|(path, message)| {
-        ConfigErrors::from(ConfigError::plugin(path, Problem::Schema(message)))
-    })
+    streamed.into_config()
 }

@@ -477,10 +477,9 @@ pub(crate) struct Streamed {
 }
 
 impl Streamed {
-    /// The settings decoded; on a misfit, the field's path and serde's message.
-    pub(crate) fn into_config(self) -> Result<PluginConfig, (String, String)> {
-        let mut config = crate::config::decode::plugin_config(&Value::Object(self.settings))
-            .map_err(crate::config::decode::Misfit::into_parts)?;
+    /// The settings decoded as [`PluginConfig::from_value`] decodes them, with the policies.
+    pub(crate) fn into_config(self) -> Result<PluginConfig, crate::config::ConfigErrors> {
+        let mut config = PluginConfig::from_value(&Value::Object(self.settings))?;
         config.policies = self.policies;
         Ok(config)
     }
